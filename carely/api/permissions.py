@@ -1,0 +1,5 @@
+from rest_framework.permissions import BasePermission
+
+
+class HasScope(BasePermission):
+    pass

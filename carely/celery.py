@@ -1,0 +1,21 @@
+"""The Celery app and its beat schedule.
+
+Embedded default: kombu's filesystem transport under var/ (a real worker and beat, no server).
+Production: Redis. Both are configured in settings (CELERY_*).
+"""
+
+import os
+from datetime import timedelta
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "carely.settings")
+
+app = Celery("carely")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+# Each later issue adds its periodic jobs here (purges, deadline sweeps, exit exports).
+app.conf.beat_schedule = {
+    "heartbeat": {"task": "carely.lib.tasks.heartbeat", "schedule": timedelta(seconds=60)},
+}

@@ -1,0 +1,64 @@
+"""Writes over organisations, contracts and memberships."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.db import transaction
+from django.utils.text import slugify
+
+from carely.orgs.models import Contract, Membership, Organisation, User
+from carely.orgs.roles import Role
+
+
+class SlugTaken(ValueError):
+    pass
+
+
+def _unique_slug(name: str) -> str:
+    base = slugify(name)[:50] or "organisation"
+    slug, n = base, 2
+    while Organisation.objects.filter(slug=slug).exists():
+        slug = f"{base}-{n}"
+        n += 1
+    return slug
+
+
+@transaction.atomic
+def organisation_create(
+    *, name: str, slug: str | None = None, activation_date: dt.date | None = None
+) -> Organisation:
+    name = name.strip()
+    if not name:
+        raise ValueError("An organisation needs a name")
+    if slug:
+        if Organisation.objects.filter(slug=slug).exists():
+            raise SlugTaken(f"The slug {slug!r} is already used by another organisation")
+    else:
+        slug = _unique_slug(name)
+    organisation = Organisation.objects.create(name=name, slug=slug)
+    if activation_date is not None:
+        Contract.objects.create(organisation=organisation, activation_date=activation_date)
+    return organisation
+
+
+@transaction.atomic
+def user_get_or_create(*, email: str, full_name: str = "", password: str | None = None) -> User:
+    email = email.strip().lower()
+    user = User.objects.filter(email__iexact=email).first()
+    if user is None:
+        user = User.objects.create_user(email=email, password=password, full_name=full_name)
+    return user
+
+
+@transaction.atomic
+def membership_create(*, organisation: Organisation, user: User, role: str = Role.STAFF) -> Membership:
+    if role not in Role.values:
+        raise ValueError(f"Unknown role {role!r}; use one of {', '.join(Role.values)}")
+    membership, created = Membership.objects.get_or_create(
+        organisation=organisation, user=user, defaults={"role": role}
+    )
+    if not created and membership.role != role:
+        membership.role = role
+        membership.save(update_fields=["role"])
+    return membership

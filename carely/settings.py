@@ -1,0 +1,384 @@
+"""Carely PEP settings: one module, read from the environment with strict helpers.
+
+CARELY_MODE unset or "embedded" gives the self-contained default (SQLite, local files, console
+messages, a filesystem Celery broker, all under var/). CARELY_MODE=production requires every
+variable a real deployment needs and refuses to start without it.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+from pathlib import Path
+
+import dj_database_url
+
+from carely.lib.env import ConfigError, Env
+
+env = Env()
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(env.text("CARELY_VAR_DIR") or BASE_DIR / "var")
+
+CARELY_MODE = env.choice("CARELY_MODE", ("embedded", "production"), default="embedded")
+PRODUCTION = CARELY_MODE == "production"
+
+# The EEA regions we accept for storage and providers (SEC-7); a system check warns on others.
+EEA_AWS_REGIONS = (
+    "eu-central-1",
+    "eu-central-2",
+    "eu-north-1",
+    "eu-south-1",
+    "eu-south-2",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-west-3",
+)
+
+
+def _embedded_secret(name: str) -> str:
+    """A random secret generated once into var/ so the embedded default needs no setup."""
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    path = VAR_DIR / name
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(64))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+# --- core -----------------------------------------------------------------------------------------
+if PRODUCTION:
+    SECRET_KEY = env.required("SECRET_KEY", why="required when CARELY_MODE=production")
+    if len(SECRET_KEY) < 50:
+        raise ConfigError("SECRET_KEY must be at least 50 characters long")
+    ALLOWED_HOSTS = env.csv("ALLOWED_HOSTS", required=True)
+else:
+    SECRET_KEY = env.text("SECRET_KEY") or _embedded_secret("secret_key")
+    ALLOWED_HOSTS = env.csv("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
+
+DEBUG = env.flag("CARELY_DEBUG", default=False)
+if PRODUCTION and DEBUG:
+    raise ConfigError("CARELY_DEBUG must be off when CARELY_MODE=production")
+
+# Separate key for keyed hashes (API key digests, blind indexes): rotating SECRET_KEY must not
+# invalidate every API key.
+HASH_KEY = env.text("CARELY_HASH_KEY") or (
+    env.required("CARELY_HASH_KEY", why="required when CARELY_MODE=production")
+    if PRODUCTION
+    else _embedded_secret("hash_key")
+)
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "allauth",
+    "allauth.account",
+    "allauth.mfa",
+    "axes",
+    "carely.lib",
+    "carely.orgs",
+    "carely.audit",
+    "carely.api",
+    "carely.privacy",
+    "carely.web",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "carely.web.middleware.SecurityHeadersMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "carely.web.middleware.SessionLanguageMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "carely.web.middleware.IdleTimeoutMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
+    "carely.orgs.middleware.OrganisationMiddleware",
+    "carely.web.middleware.MfaRequiredMiddleware",
+    "carely.orgs.middleware.SuspensionMiddleware",
+    # Axes last, as its documentation asks, so it sees the final response of a login attempt.
+    "axes.middleware.AxesMiddleware",
+]
+
+ROOT_URLCONF = "carely.urls"
+WSGI_APPLICATION = "carely.wsgi.application"
+ASGI_APPLICATION = "carely.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.template.context_processors.i18n",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "carely.web.context_processors.shell",
+            ],
+        },
+    }
+]
+
+# --- database ---------------------------------------------------------------------------------
+DATABASE_URL = env.url("DATABASE_URL", ("postgres", "postgresql"), required=PRODUCTION)
+if DATABASE_URL:
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+    DATABASES["default"]["ENGINE"] = "django.db.backends.postgresql"
+else:
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": VAR_DIR / "carely.sqlite3",
+            "OPTIONS": {
+                # WAL lets the web server read while the worker writes; IMMEDIATE takes the write
+                # lock at BEGIN so concurrent writers queue instead of failing mid-transaction.
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 20,
+            },
+        }
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- cache, broker ----------------------------------------------------------------------------
+REDIS_URL = env.url("REDIS_URL", ("redis", "rediss"), required=PRODUCTION)
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "carely",
+        }
+    }
+    CELERY_BROKER_URL = REDIS_URL
+    CELERY_RESULT_BACKEND = REDIS_URL
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {"visibility_timeout": 3600}
+else:
+    # A file cache is shared by the web server and the worker processes, so per-key rate limits
+    # hold across processes even without Redis.
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(VAR_DIR / "cache"),
+        }
+    }
+    _broker = VAR_DIR / "celery"
+    for _sub in ("queue", "processed", "control", "results"):
+        (_broker / _sub).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_broker / "queue"),
+        "data_folder_out": str(_broker / "queue"),
+        "processed_folder": str(_broker / "processed"),
+        "control_folder": str(_broker / "control"),
+        "store_processed": False,
+    }
+    CELERY_RESULT_BACKEND = f"file://{_broker / 'results'}"
+
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_RESULT_EXPIRES = timedelta(days=1)
+CELERY_TIMEZONE = "Europe/Ljubljana"
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+
+# --- storage ----------------------------------------------------------------------------------
+S3_BUCKET = env.text("S3_BUCKET", required=PRODUCTION)
+S3_REGION = env.text("S3_REGION", required=PRODUCTION or bool(S3_BUCKET))
+S3_ENDPOINT_URL = env.url("S3_ENDPOINT_URL", ("http", "https"))
+if S3_BUCKET:
+    _default_storage = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": S3_BUCKET,
+            "region_name": S3_REGION,
+            "endpoint_url": S3_ENDPOINT_URL,
+            "default_acl": "private",
+            "querystring_auth": True,
+            "querystring_expire": 300,
+            "file_overwrite": False,
+            "object_parameters": {"ServerSideEncryption": "AES256"},
+        },
+    }
+else:
+    _default_storage = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(VAR_DIR / "media"), "base_url": "/media-not-public/"},
+    }
+STORAGES = {
+    "default": _default_storage,
+    "staticfiles": {
+        "BACKEND": env.text(
+            "CARELY_STATICFILES_BACKEND",
+            "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            if PRODUCTION
+            else "django.contrib.staticfiles.storage.StaticFilesStorage",
+        )
+    },
+}
+STATIC_URL = "/static/"
+STATIC_ROOT = VAR_DIR / "static"
+WHITENOISE_USE_FINDERS = not PRODUCTION
+
+# --- messaging providers (used by the messaging issues; validated here so start-up fails early) ---
+MESSAGING_PROVIDER = env.choice(
+    "MESSAGING_PROVIDER", ("console", "infobip"), default="infobip" if PRODUCTION else "console"
+)
+INFOBIP_BASE_URL = env.url(
+    "INFOBIP_BASE_URL", ("https", "http"), required=MESSAGING_PROVIDER == "infobip"
+)
+INFOBIP_API_KEY = env.text("INFOBIP_API_KEY", required=MESSAGING_PROVIDER == "infobip")
+INFOBIP_REGION = env.text("INFOBIP_REGION", "eu")
+EMAIL_PROVIDER = env.choice(
+    "EMAIL_PROVIDER", ("console", "infobip", "ses"), default="infobip" if PRODUCTION else "console"
+)
+if EMAIL_PROVIDER == "infobip" and not INFOBIP_API_KEY:
+    raise ConfigError("INFOBIP_API_KEY must be set when EMAIL_PROVIDER=infobip")
+SES_REGION = env.text("SES_REGION", required=EMAIL_PROVIDER == "ses")
+AI_DRAFTING_ENABLED = env.flag("AI_DRAFTING_ENABLED", default=False)
+BEDROCK_REGION = env.text("BEDROCK_REGION", required=AI_DRAFTING_ENABLED)
+BEDROCK_MODEL_ID = env.text("BEDROCK_MODEL_ID", required=AI_DRAFTING_ENABLED)
+DEFAULT_FROM_EMAIL = env.text("DEFAULT_FROM_EMAIL", "Carely PEP <no-reply@carely.localhost>")
+EMAIL_BACKEND = (
+    "django.core.mail.backends.smtp.EmailBackend"
+    if env.text("EMAIL_HOST")
+    else "django.core.mail.backends.console.EmailBackend"
+)
+EMAIL_HOST = env.text("EMAIL_HOST", "localhost")
+EMAIL_PORT = env.number("EMAIL_PORT", 587)
+EMAIL_USE_TLS = env.flag("EMAIL_USE_TLS", default=True)
+EMAIL_HOST_USER = env.text("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env.text("EMAIL_HOST_PASSWORD", "")
+
+# --- authentication ---------------------------------------------------------------------------
+AUTH_USER_MODEL = "orgs.User"
+AUTHENTICATION_BACKENDS = [
+    # Axes first: it refuses a locked-out login before any password is checked.
+    "axes.backends.AxesStandaloneBackend",
+    "allauth.account.auth_backends.AuthenticationBackend",
+]
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 12},
+    },
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "account_login"
+LOGIN_REDIRECT_URL = "web:dashboard"
+LOGOUT_REDIRECT_URL = "account_login"
+
+ACCOUNT_ADAPTER = "carely.web.adapters.AccountAdapter"
+ACCOUNT_LOGIN_METHODS = {"email"}
+ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
+ACCOUNT_USER_MODEL_USERNAME_FIELD = None
+ACCOUNT_EMAIL_VERIFICATION = "none"
+ACCOUNT_SESSION_REMEMBER = False
+ACCOUNT_LOGOUT_ON_GET = False
+ACCOUNT_PREVENT_ENUMERATION = True
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_TOTP_ISSUER = "Carely PEP"
+MFA_RECOVERY_CODE_COUNT = 10
+
+AXES_FAILURE_LIMIT = env.number("CARELY_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env.number("CARELY_LOCKOUT_MINUTES", 15, minimum=1))
+# Lock an account after repeated failures, and separately a client address trying many accounts.
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_USERNAME_FORM_FIELD = "login"
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "carely.web.views.lockout_response"
+AXES_VERBOSE = False
+
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
+SESSION_COOKIE_AGE = 12 * 3600  # absolute cap; the idle timeout below usually ends a session first
+SESSION_IDLE_TIMEOUT = timedelta(minutes=env.number("CARELY_SESSION_IDLE_MINUTES", 30, minimum=1))
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
+
+# --- i18n -------------------------------------------------------------------------------------
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("sl", "Slovenščina")]
+LOCALE_PATHS = [BASE_DIR / "carely" / "locale"]
+USE_I18N = True
+TIME_ZONE = "Europe/Ljubljana"
+USE_TZ = True
+
+# --- API --------------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["carely.api.authentication.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["carely.api.permissions.HasScope"],
+    "DEFAULT_THROTTLE_CLASSES": ["carely.api.throttling.ApiKeyRateThrottle"],
+    "DEFAULT_PAGINATION_CLASS": "carely.api.pagination.CursorPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "carely.api.errors.problem_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+}
+API_DEFAULT_RATE_PER_MINUTE = env.number("CARELY_API_RATE_PER_MINUTE", 600, minimum=1)
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Carely PEP API",
+    "DESCRIPTION": "Contacts, consent, messaging and data-subject requests for one organisation. "
+    "Authenticate with `Authorization: Bearer <key>`.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+}
+
+# --- security headers -------------------------------------------------------------------------
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+CSRF_COOKIE_HTTPONLY = True
+if PRODUCTION:
+    SECURE_SSL_REDIRECT = env.flag("CARELY_SSL_REDIRECT", default=True)
+    SECURE_HSTS_SECONDS = env.number("CARELY_HSTS_SECONDS", 31536000, minimum=0)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    CSRF_TRUSTED_ORIGINS = env.csv(
+        "CSRF_TRUSTED_ORIGINS", [f"https://{h.lstrip('.')}" for h in ALLOWED_HOSTS if h != "*"]
+    )
+    if env.flag("CARELY_BEHIND_PROXY", default=False):
+        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# --- logging ----------------------------------------------------------------------------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.text("CARELY_LOG_LEVEL", "INFO")},
+    "loggers": {"axes": {"level": "WARNING"}, "werkzeug": {"level": "WARNING"}},
+}

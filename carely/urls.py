@@ -1,0 +1,16 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from carely.web import health
+
+admin.site.site_header = "Carely PEP platform administration"
+
+urlpatterns = [
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("accounts/", include("allauth.urls")),
+    path("platform/admin/", admin.site.urls),
+    path("api/", include("carely.api.urls")),
+    path("", include("carely.web.urls")),
+]
+

@@ -1,0 +1,80 @@
+"""Shared fixtures: two organisations and the standing personas (DESIGN.md, "Tests").
+
+Persona matrix for every view and endpoint: anonymous, a member of the other organisation, the
+wrong role, the right role.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from django.core.cache import cache
+
+from carely.orgs.roles import PlatformRole, Role
+from tests.factories import PASSWORD, MembershipFactory, OrganisationFactory, UserFactory
+
+# Playwright's sync API runs an event loop in the test thread; Django must still allow ORM calls.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+@pytest.fixture(autouse=True)
+def _clean_cache():
+    """Rate-limit and lockout counters live in the cache; no test may inherit another's."""
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def password() -> str:
+    return PASSWORD
+
+
+@pytest.fixture
+def org_a(db):
+    return OrganisationFactory(name="Clinic A", slug="clinic-a")
+
+
+@pytest.fixture
+def org_b(db):
+    return OrganisationFactory(name="Clinic B", slug="clinic-b")
+
+
+def _member(org, role):
+    return MembershipFactory(organisation=org, role=role).user
+
+
+@pytest.fixture
+def staff_a(org_a):
+    return _member(org_a, Role.STAFF)
+
+
+@pytest.fixture
+def admin_a(org_a):
+    return _member(org_a, Role.ORG_ADMIN)
+
+
+@pytest.fixture
+def dpo_a(org_a):
+    return _member(org_a, Role.DPO)
+
+
+@pytest.fixture
+def staff_b(org_b):
+    return _member(org_b, Role.STAFF)
+
+
+@pytest.fixture
+def admin_b(org_b):
+    return _member(org_b, Role.ORG_ADMIN)
+
+
+@pytest.fixture
+def operator(db):
+    return UserFactory(platform_role=PlatformRole.OPERATOR, is_staff=True)
+
+
+@pytest.fixture
+def platform_dpo(db):
+    return UserFactory(platform_role=PlatformRole.PLATFORM_DPO)
