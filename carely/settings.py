@@ -237,6 +237,8 @@ STORAGES = {
 STATIC_URL = "/static/"
 STATIC_ROOT = VAR_DIR / "static"
 WHITENOISE_USE_FINDERS = not PRODUCTION
+if not PRODUCTION:
+    STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns when it is missing
 
 # --- messaging providers (used by the messaging issues; validated here so start-up fails early) ---
 MESSAGING_PROVIDER = env.choice(
