@@ -13,4 +13,3 @@ urlpatterns = [
     path("api/", include("carely.api.urls")),
     path("", include("carely.web.urls")),
 ]
-

@@ -68,7 +68,9 @@ class Env:
             raise ConfigError(f"{name} must be at least {minimum}, got {number}")
         return number
 
-    def csv(self, name: str, default: list[str] | None = None, *, required: bool = False) -> list[str]:
+    def csv(
+        self, name: str, default: list[str] | None = None, *, required: bool = False
+    ) -> list[str]:
         value = self.raw(name)
         if value is None:
             if required:

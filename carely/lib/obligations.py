@@ -1,9 +1,10 @@
 """Pytest plugin: tie tests to SPEC rule ids and report which rules are proven.
 
-Tag a test with ``@pytest.mark.obligation("DSR-9")`` (several ids allowed). ``pytest
---obligations-report=FILE`` writes ``{"ID": {"passed": n, "failed": n, "skipped": n, "tests": [...]}}``
-for every id listed in docs/obligations.md, zero where no test proves it. A test tagged with an id
-that the list does not know fails at collection, so a typo cannot pass as proof.
+Tag a test with ``@pytest.mark.obligation("DSR-9")`` (several ids allowed).
+``pytest --obligations-report=FILE`` writes
+``{"ID": {"passed": n, "failed": n, "skipped": n, "tests": [...]}}`` for every id listed in
+docs/obligations.md, zero where no test proves it. A test tagged with an id that the list does not
+know fails at collection, so a typo cannot pass as proof.
 
 Loaded with ``-p carely.lib.obligations`` (pyproject addopts); it imports nothing from Django.
 """
@@ -72,7 +73,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
 
 def _report_ids(report: pytest.TestReport) -> Iterable[str]:
     for name, value in report.user_properties:
-        if name == _PROPERTY:
+        if name == _PROPERTY and isinstance(value, list):
             yield from value
 
 

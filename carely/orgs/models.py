@@ -98,7 +98,9 @@ class Contract(models.Model):
     Term arithmetic lives in ``carely.orgs.contracts`` so it can be tested as pure date maths.
     """
 
-    organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="contracts")
+    organisation = models.ForeignKey(
+        Organisation, on_delete=models.PROTECT, related_name="contracts"
+    )
     reference = models.CharField(max_length=60, blank=True)
     activation_date = models.DateField()
     non_renewal_notice_on = models.DateField(

@@ -46,7 +46,7 @@ def mfa_required_for(*, user: User | Any, membership: Membership | None) -> bool
 
 
 def require(*perms: Perm) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
-    """View decorator: anonymous users go to login, signed-in users without the permission get 403."""
+    """View decorator: anonymous people go to login; people lacking a permission get 403."""
 
     def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
         @wraps(view)

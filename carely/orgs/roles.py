@@ -1,7 +1,7 @@
 """Roles and what each may do: the one place permission checks are decided (SEC-2).
 
-A view or API endpoint asks ``may(actor, Perm.X)``; nothing else compares role names. Least privilege:
-a role gets a permission only when the work of people in that role needs it.
+A view or API endpoint asks ``may(actor, Perm.X)``; nothing else compares role names. Least
+privilege: a role gets a permission only when the work of people in that role needs it.
 """
 
 from __future__ import annotations

@@ -36,7 +36,7 @@ def _check_broker() -> None:
 
 
 def _check_storage() -> None:
-    # exists() is a metadata read (a HEAD on S3): proves reachability and credentials, writes nothing.
+    # exists() is a metadata read (a HEAD on S3): proves reachability and credentials, no write.
     default_storage.exists("readyz-probe")
 
 

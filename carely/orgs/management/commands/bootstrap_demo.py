@@ -79,7 +79,9 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         if settings.PRODUCTION:
-            raise CommandError("bootstrap_demo only runs on the embedded default, not in production")
+            raise CommandError(
+                "bootstrap_demo only runs on the embedded default, not in production"
+            )
         credentials = _load_credentials()
         with transaction.atomic():
             organisation = Organisation.objects.filter(slug=DEMO_SLUG).first()
