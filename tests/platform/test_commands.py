@@ -69,3 +69,17 @@ def test_bootstrap_demo_is_refused_in_production(settings):
     settings.PRODUCTION = True
     with pytest.raises(CommandError, match="only runs on the embedded default"):
         call_command("bootstrap_demo")
+
+
+@pytest.mark.django_db
+def test_demo_mfa_code_gives_a_code_allauth_accepts(settings, tmp_path):
+    from allauth.mfa.models import Authenticator
+    from allauth.mfa.totp.internal.auth import TOTP
+
+    settings.VAR_DIR = tmp_path
+    _json("bootstrap_demo")
+    result = _json("demo_mfa_code", "admin@demo.carely.test")
+    row = Authenticator.objects.get(user__email="admin@demo.carely.test", type="totp")
+    assert TOTP(row).validate_code(result["code"])
+    with pytest.raises(CommandError, match="Only the demo logins"):
+        call_command("demo_mfa_code", "someone@clinic.si")

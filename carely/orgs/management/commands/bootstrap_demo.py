@@ -132,8 +132,9 @@ class Command(BaseCommand):
         for p in people:
             lines.append(f"  {p['role']:<13} {p['email']:<32} password {p['password']}")
             if p.get("totp_secret"):
+                lines.append(f"  {'':<13} MFA: TOTP secret {p['totp_secret']} (authenticator app)")
                 lines.append(
-                    f"  {'':<13} MFA: add TOTP secret {p['totp_secret']} to an authenticator app,"
-                    f" or use recovery code {p['recovery_code']}"
+                    f"  {'':<13}      or recovery code {p['recovery_code']}, or the current code"
+                    f" from: .venv/bin/python manage.py demo_mfa_code {p['email']}"
                 )
         emit(self, payload, as_json=options["json"], human="\n".join(lines))
