@@ -11,5 +11,6 @@ urlpatterns = [
     path("accounts/", include("allauth.urls")),
     path("platform/admin/", admin.site.urls),
     path("api/", include("carely.api.urls")),
+    path("settings/api-keys/", include("carely.api.web_urls")),
     path("", include("carely.web.urls")),
 ]

@@ -78,3 +78,20 @@ def operator(db):
 @pytest.fixture
 def platform_dpo(db):
     return UserFactory(platform_role=PlatformRole.PLATFORM_DPO)
+
+
+def login(client, user, *, mfa: bool = True) -> None:
+    """Sign ``user`` in on ``client`` as allauth would after the password (and TOTP) step.
+
+    allauth records each passed step in the session under ``account_authentication_methods``;
+    MfaRequiredMiddleware reads the "mfa" entry, so tests mark it here instead of typing codes.
+    """
+    import time
+
+    client.force_login(user, backend="allauth.account.auth_backends.AuthenticationBackend")
+    session = client.session
+    methods = [{"method": "password", "at": time.time(), "email": user.email}]
+    if mfa:
+        methods.append({"method": "mfa", "at": time.time(), "type": "totp"})
+    session["account_authentication_methods"] = methods
+    session.save()
