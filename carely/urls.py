@@ -3,7 +3,6 @@ from django.urls import include, path
 
 from carely.web import health
 
-admin.site.site_header = "Carely PEP platform administration"
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),

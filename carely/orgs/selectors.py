@@ -10,8 +10,10 @@ from carely.orgs.scoping import require_organisation
 
 
 def membership_list_for_user(*, user: User) -> QuerySet[Membership]:
-    return Membership.objects.filter(user=user).select_related("organisation").order_by(
-        "organisation__name", "pk"
+    return (
+        Membership.objects.filter(user=user)
+        .select_related("organisation")
+        .order_by("organisation__name", "pk")
     )
 
 

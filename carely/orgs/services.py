@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from django.db import transaction
+from django.utils import timezone
 from django.utils.text import slugify
 
 from carely.orgs.models import Contract, Membership, Organisation, User
@@ -52,7 +53,9 @@ def user_get_or_create(*, email: str, full_name: str = "", password: str | None 
 
 
 @transaction.atomic
-def membership_create(*, organisation: Organisation, user: User, role: str = Role.STAFF) -> Membership:
+def membership_create(
+    *, organisation: Organisation, user: User, role: str = Role.STAFF
+) -> Membership:
     if role not in Role.values:
         raise ValueError(f"Unknown role {role!r}; use one of {', '.join(Role.values)}")
     membership, created = Membership.objects.get_or_create(
@@ -62,3 +65,26 @@ def membership_create(*, organisation: Organisation, user: User, role: str = Rol
         membership.role = role
         membership.save(update_fields=["role"])
     return membership
+
+
+@transaction.atomic
+def organisation_suspend(*, organisation: Organisation, reason: str) -> Organisation:
+    """Suspend for non-payment (TEN-3): reads go on, writes and sends stop, nothing is deleted."""
+    reason = reason.strip()
+    if not reason:
+        raise ValueError("Say why the organisation is suspended; staff will read the reason")
+    organisation = Organisation.objects.select_for_update().get(pk=organisation.pk)
+    if organisation.suspended_at is None:
+        organisation.suspended_at = timezone.now()
+    organisation.suspension_reason = reason[:300]
+    organisation.save(update_fields=["suspended_at", "suspension_reason"])
+    return organisation
+
+
+@transaction.atomic
+def organisation_unsuspend(*, organisation: Organisation) -> Organisation:
+    organisation = Organisation.objects.select_for_update().get(pk=organisation.pk)
+    organisation.suspended_at = None
+    organisation.suspension_reason = ""
+    organisation.save(update_fields=["suspended_at", "suspension_reason"])
+    return organisation
