@@ -96,13 +96,16 @@ MIDDLEWARE = [
     "carely.web.middleware.SecurityHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
-    "carely.web.middleware.SessionLanguageMiddleware",
     "django.middleware.locale.LocaleMiddleware",
+    # After LocaleMiddleware so the language kept in the session wins over Accept-Language; no
+    # language cookie is ever set (SEC-9).
+    "carely.web.middleware.SessionLanguageMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "carely.web.middleware.IdleTimeoutMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # After MessageMiddleware so the "signed out after inactivity" message survives the logout.
+    "carely.web.middleware.IdleTimeoutMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
     "carely.orgs.middleware.OrganisationMiddleware",
@@ -119,7 +122,9 @@ ASGI_APPLICATION = "carely.asgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        # Listed first so carely.web's overrides of allauth and drf-spectacular templates win
+        # without reordering INSTALLED_APPS.
+        "DIRS": [BASE_DIR / "carely" / "web" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -302,6 +307,10 @@ ACCOUNT_EMAIL_VERIFICATION = "none"
 ACCOUNT_SESSION_REMEMBER = False
 ACCOUNT_LOGOUT_ON_GET = False
 ACCOUNT_PREVENT_ENUMERATION = True
+# django-axes owns lockout (SEC-1). allauth's own "login_failed" limit (5 per 5 minutes per
+# e-mail) would answer "too many attempts" on the same attempt axes locks on, with a different
+# message and no time left, so it is switched off; the per-IP "login" limit stays.
+ACCOUNT_RATE_LIMITS = {"login_failed": None}
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = "Carely PEP"
 MFA_RECOVERY_CODE_COUNT = 10
@@ -311,8 +320,14 @@ AXES_COOLOFF_TIME = timedelta(minutes=env.number("CARELY_LOCKOUT_MINUTES", 15, m
 # Lock an account after repeated failures, and separately a client address trying many accounts.
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_USERNAME_FORM_FIELD = "login"
+# allauth calls authenticate(email=..., password=...), so the "login" form field is not among the
+# credentials axes sees; this callable reads the e-mail from either place, lower-cased.
+AXES_USERNAME_CALLABLE = "carely.web.adapters.axes_username"
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "carely.web.views.lockout_response"
+# Attempts while locked do not restart the cool-off: the lockout page promises a time, and keeping
+# that promise matters more than punishing a person who retries too early.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_VERBOSE = False
 
 SESSION_ENGINE = "django.contrib.sessions.backends.db"
@@ -321,6 +336,8 @@ SESSION_IDLE_TIMEOUT = timedelta(minutes=env.number("CARELY_SESSION_IDLE_MINUTES
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
+# Strictly necessary cookies only (SEC-9): sessionid and csrftoken. Language lives in the session.
+CSRF_FAILURE_VIEW = "carely.web.views.csrf_failure"
 
 # --- i18n -------------------------------------------------------------------------------------
 LANGUAGE_CODE = "en"
