@@ -1,1 +1,23 @@
-urlpatterns: list = []
+from django.urls import path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+from rest_framework.permissions import AllowAny
+
+from carely.api.errors import api_not_found
+from carely.api.views import MeView
+
+app_name = "api"
+
+# The schema and its UI are public documentation: no key, no throttle.
+_public = {"authentication_classes": [], "permission_classes": [AllowAny], "throttle_classes": []}
+
+urlpatterns = [
+    path("v1/me", MeView.as_view(), name="me"),
+    path("schema/", SpectacularAPIView.as_view(**_public), name="schema"),
+    path(
+        "docs/",
+        SpectacularSwaggerSplitView.as_view(url_name="api:schema", **_public),
+        name="docs",
+    ),
+    # Last: any other path under /api/ answers a problem+json 404, not the HTML page.
+    re_path(r"^.*$", api_not_found, name="not-found"),
+]

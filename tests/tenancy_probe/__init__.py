@@ -1,0 +1,1 @@
+"""Test-only app: a minimal organisation-owned resource that exercises the API's tenancy base."""
