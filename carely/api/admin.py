@@ -6,10 +6,11 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from carely.api.models import ApiKey
+from carely.orgs.admin_site import OperatorModelAdmin
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(OperatorModelAdmin):
     """Operators can see and revoke keys; keys are created by the service so that the plaintext
     is shown once to the person who asked for it. The digest is never displayed."""
 
@@ -51,7 +52,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def scope_list(self, obj: ApiKey) -> str:
         return ", ".join(obj.scopes)
 
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
         return False
 
     @admin.action(description="Revoke the selected API keys")

@@ -62,15 +62,18 @@ class HasScope(BasePermission):
         key = request.auth
         if not isinstance(key, ApiKey):
             return False  # DRF answers 401 with WWW-Authenticate, since no key authenticated
-        scope = required_scope(view, request.method or "GET")
+        method = request.method or "GET"
+        if not hasattr(view, method.lower()):
+            return True  # no handler: let DRF answer 405 rather than a misleading 403
+        scope = required_scope(view, method)
         if scope is NO_SCOPE_DECLARED:
             raise PermissionDenied(
-                f"This endpoint does not allow {request.method} requests with an API key.",
+                f"This endpoint does not allow {method} requests with an API key.",
                 code="method_not_permitted",
             )
         if isinstance(scope, str) and not key.has_scope(scope):
             raise MissingScope(scope)
-        if request.method not in SAFE_METHODS:
+        if method not in SAFE_METHODS:
             try:
                 suspension_check_write(key.organisation)
             except OrganisationSuspended as exc:

@@ -84,8 +84,27 @@ def test_me_needs_no_particular_scope(org_a, make_key):
     _, plaintext = make_key(org_a, scopes=["dsr:read"])
     response = bearer(APIClient(), plaintext).get(ME)
     assert response.status_code == 200 and response.json()["scopes"] == ["dsr:read"]
-    # ...but it only answers GET: an undeclared method fails closed.
-    assert bearer(APIClient(), plaintext).post(ME, {}, format="json").status_code in (403, 405)
+    assert bearer(APIClient(), plaintext).post(ME, {}, format="json").status_code == 405
+
+
+def test_a_method_without_a_declared_scope_fails_closed(key_a, rf):
+    from rest_framework.exceptions import PermissionDenied
+    from rest_framework.request import Request
+    from rest_framework.views import APIView
+
+    from carely.api.permissions import HasScope
+
+    class Undeclared(APIView):
+        required_scopes = {"GET": "contacts:read"}
+
+        def get(self, request): ...
+
+        def post(self, request): ...
+
+    request = Request(rf.post("/api/v1/x"))
+    request._authenticator, request.user, request.auth = None, None, key_a[0]
+    with pytest.raises(PermissionDenied, match="does not allow POST"):
+        HasScope().has_permission(request, Undeclared())
 
 
 def test_rate_limit_answers_429_with_retry_after(org_a, make_key):

@@ -94,3 +94,14 @@ def test_nested_and_list_errors_are_flattened_to_dotted_paths():
     assert flatten_errors({"non_field_errors": ["both given"]}) == [
         {"field": None, "code": "invalid", "message": "both given"}
     ]
+
+
+def test_an_unexpected_error_is_a_logged_problem_500(rf, caplog):
+    from carely.api.errors import problem_exception_handler
+
+    request = rf.get("/api/v1/anything")
+    response = problem_exception_handler(RuntimeError("boom"), {"request": request})
+    assert response.status_code == 500
+    assert response.content_type == "application/problem+json"
+    assert response.data["code"] == "server_error" and "boom" not in response.data["detail"]
+    assert "Unhandled error in API view" in caplog.text

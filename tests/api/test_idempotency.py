@@ -110,3 +110,15 @@ def test_without_the_header_each_post_creates(api_a):
     api_a.post(PROBE, {"label": "one"}, format="json")
     assert ProbeRecord.objects.count() == 2
     assert not IdempotencyRecord.objects.exists()
+
+
+def test_the_purge_task_deletes_only_expired_records(api_a):
+    from carely.api.tasks import idempotency_records_purge
+
+    _post(api_a, {"label": "old"}, key="old")
+    _post(api_a, {"label": "new"}, key="new")
+    IdempotencyRecord.objects.filter(key="old").update(
+        created_at=timezone.now() - dt.timedelta(hours=24, seconds=1)
+    )
+    assert idempotency_records_purge() == 1
+    assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["new"]
