@@ -69,7 +69,7 @@ HASH_KEY = env.text("CARELY_HASH_KEY") or (
 )
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "carely.orgs.apps.PlatformAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -103,6 +103,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Binds the request id and the signed-in person for audit and access-log rows.
+    "carely.audit.middleware.AuditContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     # After MessageMiddleware so the "signed out after inactivity" message survives the logout.
     "carely.web.middleware.IdleTimeoutMiddleware",

@@ -13,7 +13,8 @@ from typing import Any
 
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest
+from django.http.response import HttpResponseBase
 
 from carely.orgs.models import Membership, User
 from carely.orgs.roles import MFA_REQUIRED_ROLES, PLATFORM_PERMISSIONS, ROLE_PERMISSIONS, Perm
@@ -45,12 +46,14 @@ def mfa_required_for(*, user: User | Any, membership: Membership | None) -> bool
     return membership.role in MFA_REQUIRED_ROLES or membership.organisation.require_mfa_for_all
 
 
-def require(*perms: Perm) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
+def require(
+    *perms: Perm,
+) -> Callable[[Callable[..., HttpResponseBase]], Callable[..., HttpResponseBase]]:
     """View decorator: anonymous people go to login; people lacking a permission get 403."""
 
-    def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    def decorator(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
         @wraps(view)
-        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
             if not request.user.is_authenticated:
                 return redirect_to_login(request.get_full_path())
             if not all(request_may(request, perm) for perm in perms):
