@@ -60,5 +60,5 @@ class ApiKeyAdmin(OperatorModelAdmin):
         from carely.api.services import api_key_revoke
 
         for key in queryset:
-            api_key_revoke(key=key)
+            api_key_revoke(key=key, revoked_by=request.user)  # type: ignore[arg-type]
         self.message_user(request, f"Revoked {queryset.count()} key(s).")

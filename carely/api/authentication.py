@@ -15,6 +15,7 @@ from rest_framework.request import Request
 from carely.api.models import ApiKey
 from carely.api.selectors import api_key_find_by_plaintext
 from carely.api.services import api_key_touch
+from carely.audit.context import Actor, set_actor
 
 AUTH_SCHEME = "Bearer"
 REALM = "api"
@@ -76,6 +77,9 @@ class ApiKeyAuthentication(BaseAuthentication):
         if key.is_revoked:
             raise AuthenticationFailed("This API key has been revoked.", code="revoked_api_key")
         api_key_touch(key=key)
+        # Audit rows written during this request name the key as the actor; the audit
+        # middleware restores the previous context when the request ends.
+        set_actor(Actor.api_key(key.pk))
         return ApiKeyUser(key), key
 
     def authenticate_header(self, request: Any) -> str:

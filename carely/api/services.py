@@ -14,6 +14,8 @@ from django.utils import timezone
 
 from carely.api.models import KEY_MARKER, PREFIX_LENGTH, ApiKey, IdempotencyRecord
 from carely.api.scopes import UnknownScope, scopes_normalise
+from carely.audit.context import Actor
+from carely.audit.services import audit_record
 from carely.orgs.models import Organisation, User
 from carely.orgs.suspension import suspension_check_write
 
@@ -79,11 +81,19 @@ def api_key_create(
         created_by=created_by,
         rate_limit_per_minute=rate_limit_per_minute,
     )
+    audit_record(
+        action="api_key.create",
+        organisation=organisation,
+        object_type="api_key",
+        object_id=key.pk,
+        details={"scopes": clean_scopes, "rate_limit_per_minute": rate_limit_per_minute},
+        actor=Actor.user(created_by.pk) if created_by is not None else None,
+    )
     return key, plaintext
 
 
 @transaction.atomic
-def api_key_revoke(*, key: ApiKey) -> ApiKey:
+def api_key_revoke(*, key: ApiKey, revoked_by: User | None = None) -> ApiKey:
     """Revoke at once; revoking again keeps the first revocation time.
 
     Deliberately not refused while the organisation is suspended: shutting off a leaked key lowers
@@ -92,6 +102,13 @@ def api_key_revoke(*, key: ApiKey) -> ApiKey:
     if key.revoked_at is None:
         key.revoked_at = timezone.now()
         key.save(update_fields=["revoked_at"])
+        audit_record(
+            action="api_key.revoke",
+            organisation=key.organisation_id,
+            object_type="api_key",
+            object_id=key.pk,
+            actor=Actor.user(revoked_by.pk) if revoked_by is not None else None,
+        )
     return key
 
 

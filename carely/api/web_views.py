@@ -61,7 +61,7 @@ def api_key_revoke_view(request: HttpRequest, key_id: int) -> HttpResponse:
         key_id=key_id,
     )
     if request.method == "POST":
-        services.api_key_revoke(key=key)
+        services.api_key_revoke(key=key, revoked_by=request.user)  # type: ignore[arg-type]
         messages.success(
             request,
             _("The API key %(name)s is revoked and stops working at once.") % {"name": key.name},

@@ -119,3 +119,25 @@ def test_last_use_is_recorded_at_most_once_a_minute(org_a, make_key, django_asse
     with time_machine.travel(later, tick=False):
         services.api_key_touch(key=ApiKey.objects.get(pk=key.pk))
         assert ApiKey.objects.get(pk=key.pk).last_used_at == later
+
+
+@pytest.mark.obligation("SEC-4")
+def test_creating_and_revoking_are_audited_without_the_key(org_a, admin_a):
+    from carely.audit.models import AuditEvent
+
+    key, plaintext = services.api_key_create(
+        organisation=org_a, name="PMS", scopes=["contacts:read"], created_by=admin_a
+    )
+    services.api_key_revoke(key=key, revoked_by=admin_a)
+    services.api_key_revoke(key=key, revoked_by=admin_a)  # no second event
+    events = list(
+        AuditEvent.objects.filter(object_type="api_key")
+        .order_by("seq")
+        .values("action", "organisation_id", "object_id", "actor_type", "actor_id", "details")
+    )
+    assert [(e["action"], e["actor_type"], e["actor_id"]) for e in events] == [
+        ("api_key.create", "user", str(admin_a.pk)),
+        ("api_key.revoke", "user", str(admin_a.pk)),
+    ]
+    assert all(e["organisation_id"] == org_a.pk and e["object_id"] == str(key.pk) for e in events)
+    assert plaintext not in str(events) and key.digest not in str(events)

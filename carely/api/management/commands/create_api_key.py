@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from carely.api import services
 from carely.api.scopes import ALL_SCOPES, UnknownScope
+from carely.audit.context import Actor, acting_as
 from carely.orgs import selectors as org_selectors
 from carely.orgs.management.commands._output import emit
 from carely.orgs.models import Organisation
@@ -35,12 +36,13 @@ class Command(BaseCommand):
             raise CommandError(f"No organisation with slug {options['org']!r}") from None
         scopes = [s for s in options["scopes"].split(",") if s.strip()]
         try:
-            key, plaintext = services.api_key_create(
-                organisation=organisation,
-                name=options["name"],
-                scopes=scopes,
-                rate_limit_per_minute=options["rate_limit"],
-            )
+            with acting_as(Actor.system("create_api_key")):
+                key, plaintext = services.api_key_create(
+                    organisation=organisation,
+                    name=options["name"],
+                    scopes=scopes,
+                    rate_limit_per_minute=options["rate_limit"],
+                )
         except (UnknownScope, services.ApiKeyInvalid, OrganisationSuspended) as exc:
             raise CommandError(str(exc)) from None
         payload = {
