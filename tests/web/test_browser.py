@@ -63,3 +63,23 @@ def test_demo_staff_signs_in_and_the_browser_only_talks_to_us(live_server, page,
     assert not csp_complaints, csp_complaints
     cookies = {c["name"] for c in page.context.cookies()}
     assert cookies <= {"sessionid", "csrftoken"}, cookies
+
+
+def test_swagger_ui_runs_under_the_strict_policy(live_server, page, transactional_db):
+    """SpectacularSwaggerSplitView serves its init script as a file, so no relaxation is needed."""
+    requests: list[str] = []
+    csp_complaints: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.on(
+        "console",
+        lambda m: csp_complaints.append(m.text) if "Content Security Policy" in m.text else None,
+    )
+    page.goto(f"{live_server.url}/api/docs/")
+    page.locator(".swagger-ui .info .title").wait_for(timeout=15000)
+    assert "Carely PEP API" in page.locator(".swagger-ui .info .title").inner_text()
+    RESULTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(RESULTS / "api-docs.png"))
+    own_host = urlsplit(live_server.url).netloc
+    foreign = [u for u in requests if not u.startswith("data:") and urlsplit(u).netloc != own_host]
+    assert not foreign, foreign
+    assert not csp_complaints, csp_complaints
