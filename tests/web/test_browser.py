@@ -40,6 +40,8 @@ def test_demo_staff_signs_in_and_the_browser_only_talks_to_us(live_server, page,
 
     page.goto(f"{live_server.url}/")
     assert page.url.startswith(f"{live_server.url}/accounts/login/")
+    RESULTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(RESULTS / "login.png"))
     page.get_by_label("E-mail address").fill(demo_staff["email"])
     page.get_by_label("Password").fill(demo_staff["password"])
     page.get_by_role("button", name="Sign in").click()
@@ -54,6 +56,8 @@ def test_demo_staff_signs_in_and_the_browser_only_talks_to_us(live_server, page,
     page.get_by_role("button", name="Slovenščina").click()
     page.wait_for_load_state()
     assert page.locator("html").get_attribute("lang") == "sl"
+    page.set_viewport_size({"width": 390, "height": 800})
+    page.screenshot(path=str(RESULTS / "dashboard-sl-narrow.png"), full_page=True)
     page.locator("form.sign-out button").click()
     page.wait_for_url(f"{live_server.url}/accounts/login/")
 

@@ -52,3 +52,9 @@ def test_unknown_language_and_foreign_next_are_ignored(client, db):
 
 def test_language_switch_is_post_only(client, db):
     assert client.get("/language/?language=sl").status_code == 405
+
+
+def test_switch_names_each_language_in_its_own_words(client, db):
+    client.post("/language/", {"language": "sl", "next": "/"})
+    body = client.get("/accounts/login/").content.decode()
+    assert ">English</button>" in body and ">Slovenščina</button>" in body
