@@ -43,9 +43,10 @@ class OrganisationScopedViewSet(GenericViewSet):
     """Base for every organisation-owned resource (TEN-1).
 
     Subclasses set ``model`` (whose default manager is an ``OrganisationScopedQuerySet``),
-    ``serializer_class`` and ``resource`` (the scope family, e.g. "contacts"), and mix in the DRF
-    mixins they need. Rows come only from ``for_organisation(key's organisation)``, so another
-    organisation's id is a 404; new rows get the key's organisation whatever the body says.
+    ``serializer_class`` and ``resource`` (the scope family, e.g. "contacts"), and add the DRF
+    mixins they need *after* this base (checked at class creation). Rows come only from
+    ``for_organisation(key's organisation)``, so another organisation's id is a 404; new rows
+    get the key's organisation whatever the body says.
     ``create`` is wrapped for ``Idempotency-Key`` automatically.
     """
 
@@ -54,10 +55,16 @@ class OrganisationScopedViewSet(GenericViewSet):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        # DRF's mixins come first in a subclass's bases, so their perform_create would shadow
-        # ours and save without an organisation; put ours back unless the subclass wrote one.
-        if getattr(cls, "perform_create", None) is mixins.CreateModelMixin.perform_create:
-            cls.perform_create = OrganisationScopedViewSet.perform_create  # type: ignore[method-assign]
+        mro = cls.__mro__
+        if mixins.CreateModelMixin in mro and mro.index(mixins.CreateModelMixin) < mro.index(
+            OrganisationScopedViewSet
+        ):
+            # DRF's perform_create would shadow ours (also for overrides calling super()) and
+            # save rows without an organisation; refuse the class rather than patch around it.
+            raise TypeError(
+                f"{cls.__name__}: list OrganisationScopedViewSet before the DRF mixins, e.g. "
+                f"class {cls.__name__}(OrganisationScopedViewSet, mixins.CreateModelMixin, ...)"
+            )
         create = getattr(cls, "create", None)
         if create is not None and not getattr(create, "_idempotent", False):
             wrapped = extend_schema(parameters=[IDEMPOTENCY_PARAMETER])(idempotent(create))

@@ -122,3 +122,50 @@ def test_the_purge_task_deletes_only_expired_records(api_a):
     )
     assert idempotency_records_purge() == 1
     assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["new"]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_concurrent_repeat_gets_409_then_the_first_answer(org_a, make_key):
+    """Two real connections: the repeat arrives while the first request is inside its handler."""
+    import threading
+
+    from django.db import connection
+    from rest_framework.test import APIClient
+
+    from tests.api.conftest import bearer
+    from tests.tenancy_probe.views import ProbeRecordViewSet
+
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL (set DATABASE_URL): SQLite serialises the two writers")
+    _, plaintext = make_key(org_a)
+    entered, release = threading.Event(), threading.Event()
+    results = {}
+
+    def hold():
+        entered.set()
+        release.wait(10)
+
+    def first():
+        try:
+            results["first"] = _post(bearer(APIClient(), plaintext), {"label": "one"})
+        finally:
+            connection.close()
+
+    ProbeRecordViewSet.on_create = staticmethod(hold)
+    try:
+        thread = threading.Thread(target=first)
+        thread.start()
+        assert entered.wait(10)
+        second = _post(bearer(APIClient(), plaintext), {"label": "one"})
+        assert second.status_code == 409
+        release.set()
+        thread.join(10)
+    finally:
+        ProbeRecordViewSet.on_create = None
+        release.set()
+    assert results["first"].status_code == 201
+    third = _post(bearer(APIClient(), plaintext), {"label": "one"})
+    assert third.status_code == 201 and third["Idempotent-Replayed"] == "true"
+    assert third.json() == results["first"].json()
+    assert ProbeRecord.objects.count() == 1
