@@ -18,4 +18,8 @@ app.autodiscover_tasks()
 # Each later issue adds its periodic jobs here (purges, deadline sweeps, exit exports).
 app.conf.beat_schedule = {
     "heartbeat": {"task": "carely.lib.tasks.heartbeat", "schedule": timedelta(seconds=60)},
+    "idempotency-records-purge": {
+        "task": "carely.api.tasks.idempotency_records_purge",
+        "schedule": timedelta(hours=1),
+    },
 }
