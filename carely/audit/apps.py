@@ -8,6 +8,7 @@ class AuditConfig(AppConfig):
     verbose_name = "Audit log"
 
     def ready(self) -> None:
-        from carely.audit import guards
+        from carely.audit import guards, signals
 
         connection_created.connect(guards.register_sqlite_functions, dispatch_uid="audit-sqlite")
+        signals.connect()

@@ -19,6 +19,8 @@ _LOOKS_PERSONAL = (
     re.compile(r"\+?\d[\d .()/-]{6,}\d"),  # a phone number or similar long digit run
 )
 _MAX_DETAIL_TEXT = 120
+# Keyed hashes go under keys ending in "_hash" and must look like one (hex or base64url digest).
+_HASH_VALUE = re.compile(r"^(?:[0-9a-f]{64}|[A-Za-z0-9_-]{43})$")
 
 
 class PersonalDataInAudit(ValueError):
@@ -34,6 +36,9 @@ def _check_details(details: dict[str, Any], path: str = "details") -> None:
             _check_details({str(i): item for i, item in enumerate(value)}, where)
         elif isinstance(value, float):
             raise PersonalDataInAudit(f"{where}: use an int or a string, not a float")
+        elif isinstance(value, str) and str(key).endswith("_hash"):
+            if value and not _HASH_VALUE.match(value):
+                raise PersonalDataInAudit(f"{where}: not a keyed hash; use keyed_hash()")
         elif isinstance(value, str):
             if len(value) > _MAX_DETAIL_TEXT:
                 raise PersonalDataInAudit(f"{where}: free text does not belong in the audit log")

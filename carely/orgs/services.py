@@ -8,6 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
+from carely.audit.services import audit_record
 from carely.orgs.models import Contract, Membership, Organisation, User
 from carely.orgs.roles import Role
 
@@ -61,9 +62,18 @@ def membership_create(
     membership, created = Membership.objects.get_or_create(
         organisation=organisation, user=user, defaults={"role": role}
     )
+    previous = None if created else membership.role
     if not created and membership.role != role:
         membership.role = role
         membership.save(update_fields=["role"])
+    if created or previous != role:
+        audit_record(
+            action="membership.created" if created else "membership.role_changed",
+            organisation=organisation,
+            object_type="membership",
+            object_id=membership.pk,
+            details={"user_id": user.pk, "role": role, "previous_role": previous},
+        )
     return membership
 
 
@@ -78,13 +88,28 @@ def organisation_suspend(*, organisation: Organisation, reason: str) -> Organisa
         organisation.suspended_at = timezone.now()
     organisation.suspension_reason = reason[:300]
     organisation.save(update_fields=["suspended_at", "suspension_reason"])
+    # The reason is free text an operator typed; it stays on the organisation, not in the log.
+    audit_record(
+        action="organisation.suspended",
+        organisation=organisation,
+        object_type="organisation",
+        object_id=organisation.pk,
+    )
     return organisation
 
 
 @transaction.atomic
 def organisation_unsuspend(*, organisation: Organisation) -> Organisation:
     organisation = Organisation.objects.select_for_update().get(pk=organisation.pk)
+    was_suspended = organisation.suspended_at is not None
     organisation.suspended_at = None
     organisation.suspension_reason = ""
     organisation.save(update_fields=["suspended_at", "suspension_reason"])
+    if was_suspended:
+        audit_record(
+            action="organisation.unsuspended",
+            organisation=organisation,
+            object_type="organisation",
+            object_id=organisation.pk,
+        )
     return organisation

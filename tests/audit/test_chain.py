@@ -231,3 +231,14 @@ def test_concurrent_processes_leave_valid_chains():
     for key in {e["chain_key"] for e in AuditEvent.objects.values("chain_key")}:
         seqs = list(AuditEvent.objects.filter(chain_key=key).values_list("seq", flat=True))
         assert seqs == list(range(1, len(seqs) + 1))
+
+
+def test_keyed_hashes_are_accepted_under_hash_keys_and_nothing_else_is(org_a):
+    from carely.lib.keyed_hash import keyed_hash
+
+    digest = keyed_hash("ana.novak@example.si", purpose="login")
+    audit_record(action="test.thing", organisation=org_a, details={"login_hash": digest})
+    with pytest.raises(PersonalDataInAudit, match="not a keyed hash"):
+        audit_record(
+            action="test.thing", organisation=org_a, details={"login_hash": "ana@example.si"}
+        )
