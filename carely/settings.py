@@ -14,6 +14,8 @@ from pathlib import Path
 import dj_database_url
 
 from carely.lib.env import ConfigError, Env
+from carely.lib.keyed_hash import parse_blind_index_key
+from carely.privacy.crypto import embedded_key_file, parse_field_keys
 
 env = Env()
 
@@ -403,3 +405,20 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.text("CARELY_LOG_LEVEL", "INFO")},
     "loggers": {"axes": {"level": "WARNING"}, "werkzeug": {"level": "WARNING"}},
 }
+
+# --- personal data at rest ------------------------------------------------------------------
+# Field encryption and blind indexes (SEC-8, ADR 4) have keys of their own, so rotating SECRET_KEY
+# or HASH_KEY never touches stored data. CARELY_FIELD_KEYS: "<id>:<base64 of 32 bytes>" pairs,
+# comma-separated, newest first (the newest encrypts, all decrypt). Both are checked at start-up.
+FIELD_KEYS = env.text("CARELY_FIELD_KEYS") or (
+    env.required("CARELY_FIELD_KEYS", why="required when CARELY_MODE=production")
+    if PRODUCTION
+    else embedded_key_file(VAR_DIR / "field_keys", make="field_keys")
+)
+parse_field_keys(FIELD_KEYS)
+BLIND_INDEX_KEY = env.text("CARELY_BLIND_INDEX_KEY") or (
+    env.required("CARELY_BLIND_INDEX_KEY", why="required when CARELY_MODE=production")
+    if PRODUCTION
+    else embedded_key_file(VAR_DIR / "blind_index_key", make="blind_index_key")
+)
+parse_blind_index_key(BLIND_INDEX_KEY)

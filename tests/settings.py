@@ -11,7 +11,7 @@ for _name in dir(base):
     if _name.isupper():
         globals()[_name] = getattr(base, _name)
 
-INSTALLED_APPS = [*base.INSTALLED_APPS, "tests.tenancy_probe"]
+INSTALLED_APPS = [*base.INSTALLED_APPS, "tests.tenancy_probe", "tests.privacy_probe"]
 ROOT_URLCONF = "tests.urls"
 
 if not base.REDIS_URL:

@@ -61,7 +61,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from django.apps import apps
 from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
@@ -172,6 +172,7 @@ class ModelEntry:
     purposes: tuple[str, ...]
     recipients: tuple[str, ...]
     source: str
+    restricted_flag: str | None = None
 
     @property
     def label(self) -> str:
@@ -224,6 +225,11 @@ def _model_of(model: type[models.Model] | str) -> type[models.Model]:
 
 
 _TEXT_FIELDS = (models.CharField, models.TextField)
+_KEYED_HASH_LENGTH = 47  # "kh1:" and 43 characters of base64url (carely.privacy.erasure)
+
+
+def _encrypted(model_field: models.Field[Any, Any]) -> bool:
+    return bool(getattr(model_field, "encrypted", False))
 
 
 class Registry:
@@ -253,8 +259,13 @@ class Registry:
         retention: str | None = None,
         purposes: Iterable[str] = (),
         recipients: Iterable[str] = (),
+        restricted_flag: str | None = None,
     ) -> None:
-        """Declare the personal fields of one model; every other field goes in ``not_personal``."""
+        """Declare the personal fields of one model; every other field goes in ``not_personal``.
+
+        ``restricted_flag`` names a nullable datetime field that erasure sets on rows it keeps
+        (``Erase.KEEP_RESTRICTED``), so other code can refuse further use (RET-4).
+        """
         model = _model_of(model)
         label = model._meta.label
         reaches = (reach,) if isinstance(reach, Reach) else tuple(reach)
@@ -276,6 +287,12 @@ class Registry:
             raise DeclarationError(
                 f"{label}: {sorted(both)} are declared both personal and not personal"
             )
+        if restricted_flag is not None:
+            flag = self._field(model, restricted_flag)
+            if not (isinstance(flag, models.DateTimeField) and flag.null):
+                raise DeclarationError(
+                    f"{label}.{restricted_flag}: restricted_flag needs a nullable DateTimeField"
+                )
         entries = tuple(
             self._field_entry(model, name, personal, reaches, retention)
             for name, personal in fields.items()
@@ -289,6 +306,7 @@ class Registry:
             purposes=tuple(purposes),
             recipients=tuple(recipients),
             source=_caller_module(),
+            restricted_flag=restricted_flag,
         )
 
     def not_personal_model(self, model: type[models.Model] | str, *, reason: str) -> None:
@@ -363,8 +381,15 @@ class Registry:
             raise DeclarationError(
                 f"{where}: erase=null needs a nullable field or a text field (emptied to '')"
             )
-        if personal.erase is Erase.KEYED_HASH and not isinstance(model_field, _TEXT_FIELDS):
-            raise DeclarationError(f"{where}: erase=keyed_hash needs a text field")
+        if personal.erase is Erase.KEYED_HASH:
+            if not isinstance(model_field, _TEXT_FIELDS):
+                raise DeclarationError(f"{where}: erase=keyed_hash needs a text field")
+            short = (model_field.max_length or 0) < _KEYED_HASH_LENGTH
+            if isinstance(model_field, models.CharField) and short and not _encrypted(model_field):
+                raise DeclarationError(
+                    f"{where}: erase=keyed_hash stores {_KEYED_HASH_LENGTH} characters; "
+                    f"max_length is {model_field.max_length}"
+                )
         if len(reaches) > 1 and personal.subject not in {r.kind for r in reaches}:
             raise DeclarationError(
                 f"{where}: the model has several reaches; say subject=<one of "
@@ -447,7 +472,7 @@ class Registry:
     def export(
         self,
         scope: Subject | Organisation,
-        stream: TextIO | BinaryIO,
+        stream: TextIO,
         *,
         format: str = "json",
         portability: bool = False,
