@@ -16,6 +16,7 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from carely.audit.services import audit_record
 from carely.orgs import selectors
 from carely.orgs.models import Membership
 from carely.orgs.permissions import require
@@ -43,9 +44,18 @@ def membership_change_role(*, membership: Membership, role: str) -> Membership:
         raise LastAdminError(
             _("An organisation needs at least one organisation admin, so this role stays.")
         )
-    if membership.role != role:
+    previous = membership.role
+    if previous != role:
         membership.role = role
         membership.save(update_fields=["role"])
+        # Same event and same transaction as carely.orgs.services.membership_create (SEC-4).
+        audit_record(
+            action="membership.role_changed",
+            organisation=membership.organisation,
+            object_type="membership",
+            object_id=membership.pk,
+            details={"user_id": membership.user_id, "role": role, "previous_role": previous},
+        )
     return membership
 
 

@@ -80,3 +80,15 @@ def test_service_refuses_removing_the_last_admin(admin_a, org_a, admin_b):
     own = admin_a.memberships.get(organisation=org_a)
     with pytest.raises(LastAdminError):
         membership_change_role(membership=own, role=Role.DPO)
+
+
+def test_role_change_is_audited_in_the_same_transaction(client, admin_a, staff_a, org_a):
+    from carely.audit.models import AuditEvent
+
+    login(client, admin_a)
+    membership = staff_a.memberships.get(organisation=org_a)
+    client.post(f"/members/{membership.pk}/", {"role": Role.DPO})
+    event = AuditEvent.objects.filter(action="membership.role_changed").get()
+    assert event.object_id == str(membership.pk)
+    assert event.details == {"user_id": staff_a.pk, "role": "dpo", "previous_role": "staff"}
+    assert event.organisation_id == org_a.pk
