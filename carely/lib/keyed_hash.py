@@ -16,6 +16,8 @@ import re
 from functools import lru_cache
 from typing import Literal
 
+from django.conf import settings  # lazy: safe to import while settings.py itself loads
+
 from carely.lib.env import ConfigError
 
 BLIND_INDEX_VARIABLE = "CARELY_BLIND_INDEX_KEY"
@@ -49,8 +51,6 @@ def _base_mac(raw_key: str) -> hmac.HMAC:
 
 def keyed_hash(value: str, *, purpose: str, encoding: Literal["base64", "hex"] = "base64") -> str:
     """HMAC-SHA256 of ``purpose``, a NUL and ``value`` under settings.BLIND_INDEX_KEY."""
-    from django.conf import settings
-
     if not _PURPOSE.match(purpose):
         raise ValueError(f"keyed_hash purpose must be a short snake_case word, got {purpose!r}")
     mac = _base_mac(settings.BLIND_INDEX_KEY).copy()

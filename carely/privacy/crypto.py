@@ -25,6 +25,7 @@ from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from django.conf import settings  # lazy: safe to import while settings.py itself loads
 
 from carely.lib.env import ConfigError
 
@@ -132,8 +133,6 @@ def _keyring_for(raw: str) -> Keyring:
 
 def keyring() -> Keyring:
     """The ring from settings.FIELD_KEYS (parsed once per distinct value, so tests may override)."""
-    from django.conf import settings
-
     return _keyring_for(settings.FIELD_KEYS)
 
 
