@@ -24,5 +24,7 @@ RUN SECRET_KEY=build-only-build-only-build-only-build-only-build-only \
     CARELY_HASH_KEY=build-only ALLOWED_HOSTS=build DATABASE_URL=postgres://build/build \
     REDIS_URL=redis://build:6379/0 S3_BUCKET=build S3_REGION=eu-central-1 \
     INFOBIP_BASE_URL=https://build.invalid INFOBIP_API_KEY=build \
+    CARELY_FIELD_KEYS=build:YnVpbGQtb25seS1idWlsZC1vbmx5LWJ1aWxkLW9ubHk= \
+    CARELY_BLIND_INDEX_KEY=YnVpbGQtb25seS1idWlsZC1vbmx5LWJ1aWxkLW9ubHk= \
     python manage.py collectstatic --no-input
 CMD ["gunicorn", "carely.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--threads", "4"]

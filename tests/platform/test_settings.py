@@ -25,6 +25,10 @@ PRODUCTION_ENV = {
     "INFOBIP_BASE_URL": "https://example.api.infobip.com",
     "INFOBIP_API_KEY": "test-key",
     "INFOBIP_REGION": "eu",
+    # Two field keys (newest first) and a blind-index key: 32 random bytes each, base64.
+    "CARELY_FIELD_KEYS": "k2:q1Q8W0m2Fz7oP3rT9uV5xY4aB6cD8eF0gH2jK4lM6nA=,"
+    "k1:Zm9yLXRlc3RzLW9ubHktMzItYnl0ZXMtb2Yta2V5ISE=",
+    "CARELY_BLIND_INDEX_KEY": "YmxpbmQtaW5kZXgta2V5LWZvci10ZXN0cy1vbmx5ISE=",
 }
 
 
@@ -68,6 +72,8 @@ def test_production_starts_with_every_variable(tmp_path):
         "INFOBIP_API_KEY",
         "INFOBIP_BASE_URL",
         "CARELY_HASH_KEY",
+        "CARELY_FIELD_KEYS",
+        "CARELY_BLIND_INDEX_KEY",
     ],
 )
 def test_production_refuses_to_start_without_a_variable_and_names_it(tmp_path, missing):
