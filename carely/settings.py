@@ -321,8 +321,10 @@ MFA_RECOVERY_CODE_COUNT = 10
 
 AXES_FAILURE_LIMIT = env.number("CARELY_LOGIN_FAILURE_LIMIT", 5, minimum=1)
 AXES_COOLOFF_TIME = timedelta(minutes=env.number("CARELY_LOCKOUT_MINUTES", 15, minimum=1))
-# Lock an account after repeated failures, and separately a client address trying many accounts.
-AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+# Lock an account after repeated failures, wherever they come from. Not the client address on its
+# own: a clinic's staff share one NAT address, and one person's typos would lock out everyone.
+# Spraying many accounts from one address meets allauth's per-address "login" rate limit instead.
+AXES_LOCKOUT_PARAMETERS = ["username"]
 AXES_USERNAME_FORM_FIELD = "login"
 # allauth calls authenticate(email=..., password=...), so the "login" form field is not among the
 # credentials axes sees; this callable reads the e-mail from either place, lower-cased.

@@ -3,7 +3,6 @@ from django.urls import include, path
 
 from carely.web import health
 
-
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),

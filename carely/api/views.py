@@ -17,6 +17,7 @@ from carely.api.idempotency import HEADER as IDEMPOTENCY_HEADER
 from carely.api.idempotency import idempotent
 from carely.api.models import ApiKey
 from carely.api.serializers import MeOutSerializer
+from carely.audit.access_log import access_log_record, access_log_record_many
 from carely.orgs.models import Organisation
 from carely.orgs.scoping import MissingOrganisation
 
@@ -48,10 +49,13 @@ class OrganisationScopedViewSet(GenericViewSet):
     ``for_organisation(key's organisation)``, so another organisation's id is a 404; new rows
     get the key's organisation whatever the body says.
     ``create`` is wrapped for ``Idempotency-Key`` automatically.
+    Set ``access_log_subject`` (e.g. "contact") on resources that are a data subject's personal
+    data: every object returned, one or a page of them, then writes an access-log row (CNT-3).
     """
 
     model: ClassVar[type[models.Model]]
     resource: ClassVar[str]
+    access_log_subject: ClassVar[str | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -83,6 +87,33 @@ class OrganisationScopedViewSet(GenericViewSet):
     def perform_create(self, serializer: Any) -> None:
         # An override must do the same: the organisation is the key's, never the body's.
         serializer.save(organisation=self.organisation)
+
+    def _logged_fields(self) -> list[str]:
+        meta = getattr(self.get_serializer_class(), "Meta", None)
+        fields = getattr(meta, "fields", ())
+        return [str(f) for f in fields] if isinstance(fields, list | tuple) else []
+
+    def get_object(self) -> Any:
+        obj = super().get_object()
+        if self.access_log_subject and self.request.method != "DELETE":
+            access_log_record(
+                organisation=self.organisation,
+                subject_type=self.access_log_subject,
+                subject_id=obj.pk,
+                what=self._logged_fields(),
+            )
+        return obj
+
+    def paginate_queryset(self, queryset: Any) -> Any:
+        page = super().paginate_queryset(queryset)
+        if self.access_log_subject and page is not None:
+            access_log_record_many(
+                organisation=self.organisation,
+                subject_type=self.access_log_subject,
+                subject_ids=[obj.pk for obj in page],
+                what=self._logged_fields(),
+            )
+        return page
 
 
 class MeView(APIView):

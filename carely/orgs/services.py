@@ -7,6 +7,7 @@ import datetime as dt
 from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
+from django.utils.translation import gettext as _
 
 from carely.audit.services import audit_record
 from carely.orgs.models import Contract, Membership, Organisation, User
@@ -15,6 +16,10 @@ from carely.orgs.roles import Role
 
 class SlugTaken(ValueError):
     pass
+
+
+class LastAdminError(ValueError):
+    """The change would leave the organisation without anyone who can manage its people."""
 
 
 def _unique_slug(name: str) -> str:
@@ -67,13 +72,44 @@ def membership_create(
         membership.role = role
         membership.save(update_fields=["role"])
     if created or previous != role:
-        audit_record(
-            action="membership.created" if created else "membership.role_changed",
-            organisation=organisation,
-            object_type="membership",
-            object_id=membership.pk,
-            details={"user_id": user.pk, "role": role, "previous_role": previous},
+        action = "membership.created" if created else "membership.role_changed"
+        _audit_membership(membership, action, previous)
+    return membership
+
+
+def _audit_membership(membership: Membership, action: str, previous: str | None) -> None:
+    audit_record(
+        action=action,
+        organisation=membership.organisation,
+        object_type="membership",
+        object_id=membership.pk,
+        details={"user_id": membership.user_id, "role": membership.role, "previous_role": previous},
+    )
+
+
+@transaction.atomic
+def membership_change_role(*, membership: Membership, role: str) -> Membership:
+    """Change a member's role; an organisation always keeps at least one organisation admin."""
+    if role not in Role.values:
+        raise ValueError(f"Unknown role {role!r}; use one of {', '.join(Role.values)}")
+    # Lock the organisation's admin rows so two admins demoting each other at once cannot both
+    # succeed and leave nobody in charge.
+    admins = list(
+        Membership.objects.for_organisation(membership.organisation)
+        .select_for_update()
+        .filter(role=Role.ORG_ADMIN)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    if membership.role == Role.ORG_ADMIN and role != Role.ORG_ADMIN and admins == [membership.pk]:
+        raise LastAdminError(
+            _("An organisation needs at least one organisation admin, so this role stays.")
         )
+    previous = membership.role
+    if previous != role:
+        membership.role = role
+        membership.save(update_fields=["role"])
+        _audit_membership(membership, "membership.role_changed", previous)
     return membership
 
 

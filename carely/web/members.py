@@ -1,7 +1,6 @@
 """Members of the current organisation, for its admins (Perm.USERS_MANAGE).
 
-``membership_change_role`` is a write and belongs in carely/orgs/services.py; it lives here until
-the orgs app takes it over.
+Staff accounts are personal data too: opening the list or one member writes access-log rows.
 """
 
 from __future__ import annotations
@@ -10,53 +9,19 @@ from typing import Any
 
 from django import forms
 from django.contrib import messages
-from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
-from carely.audit.services import audit_record
+from carely.audit.access_log import access_log_record, access_log_record_many
 from carely.orgs import selectors
-from carely.orgs.models import Membership
 from carely.orgs.permissions import require
 from carely.orgs.roles import Perm, Role
+from carely.orgs.services import LastAdminError, membership_change_role
 
-
-class LastAdminError(ValueError):
-    """The change would leave the organisation without anyone who can manage its people."""
-
-
-@transaction.atomic
-def membership_change_role(*, membership: Membership, role: str) -> Membership:
-    if role not in Role.values:
-        raise ValueError(f"Unknown role {role!r}; use one of {', '.join(Role.values)}")
-    # Lock the organisation's admin rows so two admins demoting each other at once cannot both
-    # succeed and leave nobody in charge.
-    admins = list(
-        Membership.objects.for_organisation(membership.organisation)
-        .select_for_update()
-        .filter(role=Role.ORG_ADMIN)
-        .order_by("pk")
-        .values_list("pk", flat=True)
-    )
-    if membership.role == Role.ORG_ADMIN and role != Role.ORG_ADMIN and admins == [membership.pk]:
-        raise LastAdminError(
-            _("An organisation needs at least one organisation admin, so this role stays.")
-        )
-    previous = membership.role
-    if previous != role:
-        membership.role = role
-        membership.save(update_fields=["role"])
-        # Same event and same transaction as carely.orgs.services.membership_create (SEC-4).
-        audit_record(
-            action="membership.role_changed",
-            organisation=membership.organisation,
-            object_type="membership",
-            object_id=membership.pk,
-            details={"user_id": membership.user_id, "role": role, "previous_role": previous},
-        )
-    return membership
+# What the member pages show about a person, as recorded in the access log.
+MEMBER_FIELDS = ("full_name", "email", "role", "mfa", "last_login")
 
 
 class RoleForm(forms.Form):
@@ -79,6 +44,12 @@ def member_list(request: HttpRequest) -> HttpResponse:
     memberships = list(selectors.membership_list(organisation=organisation))
     with_mfa = _mfa_active_user_ids([m.user_id for m in memberships])
     rows = [{"membership": m, "mfa": m.user_id in with_mfa} for m in memberships]
+    access_log_record_many(
+        organisation=organisation,
+        subject_type="staff_user",
+        subject_ids=[m.user_id for m in memberships],
+        what=MEMBER_FIELDS,
+    )
     return render(request, "web/members/list.html", {"rows": rows})
 
 
@@ -95,6 +66,13 @@ def member_detail(request: HttpRequest, membership_id: int) -> HttpResponse:
         else:
             messages.success(request, _("The role was saved."))
             return redirect("web:member_detail", membership_id=membership.pk)
+    if request.method == "GET":
+        access_log_record(
+            organisation=organisation,
+            subject_type="staff_user",
+            subject_id=membership.user_id,
+            what=MEMBER_FIELDS,
+        )
     context = {
         "membership": membership,
         "form": form,

@@ -135,3 +135,30 @@ def test_csv_export_is_filtered_and_safe_against_formulas(client, dpo_a, entries
     rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
     assert {row["subject_id"] for row in rows} == {"'=HYPERLINK(1)", "2"}
     assert all(row["subject_id"] != "999" for row in rows)
+
+
+def test_opening_member_pages_is_logged_as_a_read_of_staff_data(client, admin_a, staff_a):
+    """A UI read: the members list and one member's page write access-log rows."""
+    login(client, admin_a)
+    membership = staff_a.memberships.get()
+    assert client.get("/members/").status_code == 200
+    assert client.get(f"/members/{membership.pk}/").status_code == 200
+    entries = list(AccessLogEntry.objects.filter(subject_type="staff_user", subject_id=staff_a.pk))
+    assert len(entries) == 2
+    assert {e.actor_id for e in entries} == {str(admin_a.pk)}
+    assert "email" in entries[0].what and entries[0].request_id
+
+
+def test_an_api_read_is_logged_as_the_key(client, org_a):
+    """An API read through the organisation-scoped base: the actor is the key, not a person."""
+    from carely.api.services import api_key_create
+    from tests.tenancy_probe.models import ProbeRecord
+
+    record = ProbeRecord.objects.create(organisation=org_a, label="x")
+    key, plaintext = api_key_create(organisation=org_a, name="t", scopes=["contacts:read"])
+    response = client.get(
+        f"/api/v1/probe/records/{record.pk}", headers={"Authorization": f"Bearer {plaintext}"}
+    )
+    assert response.status_code == 200
+    entry = AccessLogEntry.objects.get(subject_type="probe", subject_id=record.pk)
+    assert (entry.actor_type, entry.actor_id, entry.purpose) == ("api_key", str(key.pk), "api")

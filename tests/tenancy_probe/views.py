@@ -24,6 +24,7 @@ class ProbeRecordViewSet(
     model = ProbeRecord
     serializer_class = ProbeRecordSerializer
     resource = "contacts"
+    access_log_subject = "probe"
     # Test hook: called before saving, so a test can hold a request "in flight".
     on_create: ClassVar[Callable[[], None] | None] = None
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from carely.orgs.roles import Role
-from carely.web.members import LastAdminError, membership_change_role
+from carely.orgs.services import LastAdminError, membership_change_role
 from tests.conftest import login
 from tests.web.conftest import give_totp
 
