@@ -10,6 +10,7 @@ urlpatterns = [
     path("platform/admin/", admin.site.urls),
     path("api/", include("carely.api.urls")),
     path("audit/", include("carely.audit.urls")),
+    path("privacy/", include("carely.privacy.urls")),
     path("settings/api-keys/", include("carely.api.web_urls")),
     path("", include("carely.web.urls")),
 ]

@@ -106,3 +106,28 @@ registry.declare(
     },
     not_personal=["id"],
 )
+
+
+registry.declare(
+    "privacy.ProcessingPurpose",
+    reach=Reach("staff_user", "updated_by_id"),
+    retention=_ACCOUNT,
+    purposes=["accountability"],
+    fields={
+        # Who last edited the record; the record itself stays, forgetting the editor.
+        "updated_by": Personal(Category.IDENTITY, erase=Erase.NULL, export="updated_by_id"),
+    },
+    not_personal=[
+        "id",
+        "organisation",
+        "slug",
+        "name",
+        "description",
+        "legal_basis",
+        "legal_basis_note",
+        "updated_at",
+    ],
+)
+registry.not_personal_model(
+    "privacy.Subprocessor", reason="companies the platform engages, their service and location"
+)

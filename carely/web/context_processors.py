@@ -18,6 +18,8 @@ NAV = (
     ("dashboard", _("Dashboard"), "web:dashboard", None),
     ("members", _("Members"), "web:members", Perm.USERS_MANAGE),
     ("api_keys", _("API keys"), "api_keys:list", Perm.API_KEYS_MANAGE),
+    ("access_log", _("Access log"), "audit:access_log", Perm.ACCESS_LOG_VIEW),
+    ("records", _("Records of processing"), "privacy:records", Perm.PROCESSING_RECORDS),
     ("platform_admin", _("Platform admin"), "admin:index", Perm.PLATFORM_ADMIN_SITE),
 )
 

@@ -17,6 +17,7 @@ OUR_APPS_PREFIXES = ("carely.", "contacts", "consent", "messaging", "dsr", "rete
 NOT_TENANT_DATA = {
     "orgs.User": "platform accounts; the platform is the controller, memberships carry the tenant",
     "orgs.Organisation": "the tenant itself",
+    "privacy.Subprocessor": "the platform's processors, the same for every organisation",
 }
 
 

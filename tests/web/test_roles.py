@@ -89,9 +89,9 @@ def test_navigation_shows_only_what_each_role_may_open(
 ):
     expectations = {
         staff_a: ["/"],
-        dpo_a: ["/"],
+        dpo_a: ["/", "/audit/access-log/", "/privacy/records/"],
         operator: ["/", "/platform/admin/"],
-        platform_dpo: ["/"],
+        platform_dpo: ["/", "/privacy/records/"],
     }
     for person, expected in expectations.items():
         login(client, person)

@@ -17,10 +17,14 @@ def _entries() -> list[tuple[str, str]]:
     text = PO.read_text(encoding="utf-8")
     pairs = []
     for block in text.split("\n\n"):
-        msgid = "".join(re.findall(r'^(?:msgid )?"(.*)"$', block.split("msgstr")[0], re.M))
-        msgstrs = re.findall(r'^msgstr(?:\[\d\])? "(.*)"$', block, re.M)
+        head, sep, tail = block.partition("\nmsgstr")
+        tail = sep.lstrip() + tail
+        msgid = "".join(re.findall(r'^(?:msgid )?"(.*)"$', head, re.M))
+        # msgstr may be wrapped over several lines (msgstr "" then "..." lines), as
+        # makemessages writes long ones.
+        msgstr = "".join(re.findall(r'^(?:msgstr(?:\[\d\])? |(?:\[\d\] ))?"(.*)"$', tail, re.M))
         if msgid and "#, fuzzy" not in block:
-            pairs.append((msgid, "".join(msgstrs)))
+            pairs.append((msgid, msgstr))
     return pairs
 
 
