@@ -34,6 +34,9 @@ def _filtered(request: HttpRequest) -> tuple[AccessLogFilterForm, Any]:
     if form.is_bound and form.is_valid():
         filters = {key: value for key, value in form.cleaned_data.items() if value}
     entries = access_log_list(organisation=request.organisation, **filters)  # type: ignore[attr-defined]
+    if form.is_bound and not form.is_valid():
+        # Never show (or export) the unfiltered log in place of what was asked for.
+        entries = entries.none()
     return form, entries
 
 

@@ -150,17 +150,22 @@ class Activity:
             "description": self.purpose.description if self.purpose else "",
             "legal_basis": self.legal_basis,
             "legal_basis_note": self.purpose.legal_basis_note if self.purpose else "",
-            "data_subjects": ", ".join(sorted(self.subjects)),
-            "data_categories": ", ".join(sorted(self.categories)),
+            "data_subjects": ", ".join(sorted(_readable(k) for k in self.subjects)),
+            "data_categories": ", ".join(sorted(_readable(c) for c in self.categories)),
             "recipients": "; ".join(
                 f"{s.name} ({s.service}, {s.location})" for s in self.recipients
             ),
             "transfers": self.transfers,
             "retention": "; ".join(
-                f"{r}: {RETENTION_CATEGORIES.get(r, 'see retention rules')}"
+                f"{_readable(r)}: {RETENTION_CATEGORIES.get(r, 'see the retention rules')}"
                 for r in sorted(self.retention)
             ),
         }
+
+
+def _readable(slug: str) -> str:
+    """``staff_user`` -> ``staff user``: the record is read by people, not by code."""
+    return slug.replace("_", " ")
 
 
 def _in_scope(entry: ModelEntry, organisation: Organisation | None) -> bool:
