@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from functools import lru_cache
+from typing import Any, cast
 
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models import Field
 from django.utils import timezone
 
-from carely.audit.chain import GENESIS, event_hash
+from carely.audit.chain import GENESIS, hash_of
 from carely.audit.context import Actor, current_actor, current_request_id
 from carely.audit.models import AuditChainHead, AuditEvent, chain_key_for
 
@@ -54,16 +56,76 @@ def _organisation_id(organisation: Any) -> int | None:
     return organisation if isinstance(organisation, int) else organisation.pk
 
 
-def _locked_head(chain_key: str, organisation_id: int | None) -> AuditChainHead:
-    head = AuditChainHead.objects.select_for_update().filter(chain_key=chain_key).first()
-    if head is None:
-        # Two first writers may race here; the unique chain_key makes one insert a no-op.
-        AuditChainHead.objects.bulk_create(
-            [AuditChainHead(chain_key=chain_key, organisation_id=organisation_id)],
-            ignore_conflicts=True,
-        )
-        head = AuditChainHead.objects.select_for_update().get(chain_key=chain_key)
-    return head
+_EVENT_COLUMNS = (
+    "chain_key",
+    "seq",
+    "organisation_id",
+    "occurred_at",
+    "actor_type",
+    "actor_id",
+    "action",
+    "object_type",
+    "object_id",
+    "details",
+    "request_id",
+    "prev_hash",
+    "hash",
+)
+
+
+def _locked_head(chain_key: str, organisation_id: int | None) -> tuple[int, int, str]:
+    """(id, last_seq, last_hash) of the chain head, locked until the transaction ends."""
+    table = connection.ops.quote_name(AuditChainHead._meta.db_table)
+    # SQLite has no row locks; its write transactions (IMMEDIATE here) serialise instead.
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    sql = f"SELECT id, last_seq, last_hash FROM {table} WHERE chain_key = %s{lock}"  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [chain_key])
+        row = cursor.fetchone()
+        if row is None:
+            # Two first writers may race here; the unique chain_key makes one insert a no-op.
+            AuditChainHead.objects.bulk_create(
+                [AuditChainHead(chain_key=chain_key, organisation_id=organisation_id)],
+                ignore_conflicts=True,
+            )
+            cursor.execute(sql, [chain_key])
+            row = cursor.fetchone()
+    return row[0], row[1], row[2]
+
+
+@lru_cache(maxsize=4)
+def _append_sql(vendor: str) -> tuple[list[Field[Any, Any]], str, str | None]:
+    fields = [cast("Field[Any, Any]", AuditEvent._meta.get_field(n)) for n in _EVENT_COLUMNS]
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(str(f.column)) for f in fields)
+    marks = ", ".join(["%s"] * len(fields))
+    events = quote(AuditEvent._meta.db_table)
+    heads = quote(AuditChainHead._meta.db_table)
+    insert = f"INSERT INTO {events} ({columns}) VALUES ({marks}) RETURNING id"  # noqa: S608
+    move = f"UPDATE {heads} SET last_seq = %s, last_hash = %s WHERE id = %s"  # noqa: S608
+    if vendor == "postgresql":
+        # One round trip instead of two while the head is locked.
+        both = f"WITH e AS ({insert}), h AS ({move}) SELECT id FROM e"  # noqa: S608
+        return fields, both, None
+    return fields, insert, move
+
+
+def _append(event: AuditEvent, head_id: int) -> None:
+    """Insert the event and move the head, in SQL: this runs with the chain locked, so every
+    microsecond here is a microsecond other writers of the same organisation wait."""
+    fields, insert, move = _append_sql(connection.vendor)
+    values: list[Any] = [f.get_db_prep_save(getattr(event, f.attname), connection) for f in fields]
+    head_values: list[Any] = [event.seq, event.hash, head_id]
+    with connection.cursor() as cursor:
+        if move is None:
+            cursor.execute(insert, [*values, *head_values])
+            event.pk = cursor.fetchone()[0]
+        else:
+            cursor.execute(insert, values)
+            event.pk = cursor.fetchone()[0]
+            cursor.execute(move, head_values)
+    event._state.adding = False
+    event._state.db = connection.alias
 
 
 def audit_record(
@@ -86,10 +148,10 @@ def audit_record(
     organisation_id = _organisation_id(organisation)
     chain_key = chain_key_for(organisation_id)
     with transaction.atomic():
-        head = _locked_head(chain_key, organisation_id)
+        head_id, last_seq, last_hash = _locked_head(chain_key, organisation_id)
         event = AuditEvent(
             chain_key=chain_key,
-            seq=head.last_seq + 1,
+            seq=last_seq + 1,
             organisation_id=organisation_id,
             occurred_at=timezone.now(),
             actor_type=actor.type,
@@ -99,22 +161,8 @@ def audit_record(
             object_id="" if object_id in (None, "") else str(object_id),
             details=details,
             request_id=current_request_id(),
-            prev_hash=head.last_hash or GENESIS,
+            prev_hash=last_hash or GENESIS,
         )
-        event.hash = event_hash(
-            chain_key=event.chain_key,
-            seq=event.seq,
-            organisation_id=event.organisation_id,
-            occurred_at=event.occurred_at,
-            actor_type=event.actor_type,
-            actor_id=event.actor_id,
-            action=event.action,
-            object_type=event.object_type,
-            object_id=event.object_id,
-            details=event.details,
-            request_id=event.request_id,
-            prev_hash=event.prev_hash,
-        )
-        event.save(force_insert=True)
-        AuditChainHead.objects.filter(pk=head.pk).update(last_seq=event.seq, last_hash=event.hash)
+        event.hash = hash_of(event)
+        _append(event, head_id)
     return event
