@@ -23,16 +23,16 @@ class PurposeRequired(ValueError):
     """A full export or download needs a purpose; the UI asks the person for one."""
 
 
-def access_log_record(
+def _entries(
     *,
     organisation: Organisation | None,
     subject_type: str,
-    subject_id: object,
-    action: str = AccessAction.VIEW,
-    what: Iterable[str] = (),
-    purpose: str | None = None,
-    actor: Actor | None = None,
-) -> AccessLogEntry:
+    subject_ids: Iterable[object],
+    action: str,
+    what: Iterable[str],
+    purpose: str | None,
+    actor: Actor | None,
+) -> list[AccessLogEntry]:
     organisation = require_organisation(organisation)
     actor = actor or current_actor()
     if purpose is None:
@@ -41,37 +41,9 @@ def access_log_record(
         purpose = AccessPurpose.API if actor.type == ActorType.API_KEY else AccessPurpose.ROUTINE
     if purpose not in AccessPurpose.values:
         raise PurposeRequired(f"Unknown purpose {purpose!r}; choose one of the listed purposes.")
-    return AccessLogEntry.objects.create(
-        organisation=organisation,
-        actor_type=actor.type,
-        actor_id=actor.id,
-        subject_type=subject_type,
-        subject_id=str(subject_id),
-        action=action,
-        what=sorted(set(what)),
-        purpose=purpose,
-        request_id=current_request_id(),
-    )
-
-
-def access_log_record_many(
-    *,
-    organisation: Organisation | None,
-    subject_type: str,
-    subject_ids: Iterable[object],
-    what: Iterable[str] = (),
-    action: str = AccessAction.VIEW,
-    purpose: str | None = None,
-) -> int:
-    """One row per subject shown in a list page or API list, written in one query."""
-    organisation = require_organisation(organisation)
-    actor = current_actor()
-    purpose = purpose or (
-        AccessPurpose.API if actor.type == ActorType.API_KEY else AccessPurpose.ROUTINE
-    )
     fields = sorted(set(what))
     request_id = current_request_id()
-    rows = [
+    return [
         AccessLogEntry(
             organisation=organisation,
             actor_type=actor.type,
@@ -85,6 +57,51 @@ def access_log_record_many(
         )
         for subject_id in subject_ids
     ]
+
+
+def access_log_record(
+    *,
+    organisation: Organisation | None,
+    subject_type: str,
+    subject_id: object,
+    action: str = AccessAction.VIEW,
+    what: Iterable[str] = (),
+    purpose: str | None = None,
+    actor: Actor | None = None,
+) -> AccessLogEntry:
+    (entry,) = _entries(
+        organisation=organisation,
+        subject_type=subject_type,
+        subject_ids=[subject_id],
+        action=action,
+        what=what,
+        purpose=purpose,
+        actor=actor,
+    )
+    entry.save()
+    return entry
+
+
+def access_log_record_many(
+    *,
+    organisation: Organisation | None,
+    subject_type: str,
+    subject_ids: Iterable[object],
+    what: Iterable[str] = (),
+    action: str = AccessAction.VIEW,
+    purpose: str | None = None,
+    actor: Actor | None = None,
+) -> int:
+    """One row per subject shown in a list page or API list, written in one query."""
+    rows = _entries(
+        organisation=organisation,
+        subject_type=subject_type,
+        subject_ids=subject_ids,
+        action=action,
+        what=what,
+        purpose=purpose,
+        actor=actor,
+    )
     AccessLogEntry.objects.bulk_create(rows, batch_size=500)
     return len(rows)
 

@@ -1,9 +1,6 @@
 """Keys for field encryption and blind indexes: parsing, embedded default, production (SEC-8)."""
 
-import os
 import stat
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,6 +14,8 @@ from carely.privacy.crypto import (
     encrypt,
     parse_field_keys,
 )
+from tests.platform.test_settings import PRODUCTION_ENV as BASE_PRODUCTION_ENV
+from tests.platform.test_settings import _setup
 from tests.privacy.conftest import KEY_1, KEY_2
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -76,52 +75,26 @@ def test_keyed_hash_is_separated_by_purpose_and_keyed(settings):
         keyed_hash("a@b.si", purpose="E-mail")
 
 
+# The production environment of the settings tests, with this module's keys.
 PRODUCTION_ENV = {
-    "CARELY_MODE": "production",
-    "SECRET_KEY": "p" * 20 + "Q7x!kLm2#zR9@vB4$nW8^tY6&uI3*oP1(aS5)dF0",
-    "CARELY_HASH_KEY": "hash-key-for-tests",
-    "ALLOWED_HOSTS": "pep.example.eu",
-    "DATABASE_URL": "postgres://carely:pw@127.0.0.1:5432/carely",
-    "REDIS_URL": "redis://127.0.0.1:6379/9",
-    "S3_BUCKET": "carely-files",
-    "S3_REGION": "eu-central-1",
-    "INFOBIP_BASE_URL": "https://example.api.infobip.com",
-    "INFOBIP_API_KEY": "test-key",
+    **BASE_PRODUCTION_ENV,
     "CARELY_FIELD_KEYS": f"{KEY_2},{KEY_1}",
     "CARELY_BLIND_INDEX_KEY": KEY_1.split(":")[1],
 }
 
 
-def _start(env, tmp_path):
-    clean = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("CARELY_", "DATABASE", "REDIS", "DJANGO_"))
-    }
-    clean.update({"DJANGO_SETTINGS_MODULE": "carely.settings", "CARELY_VAR_DIR": str(tmp_path)})
-    clean.update(env)
-    return subprocess.run(
-        [sys.executable, "-c", "import django; django.setup(); print('started')"],
-        cwd=ROOT,
-        env=clean,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 @pytest.mark.obligation("SEC-8")
 def test_production_needs_both_keys_and_names_the_missing_one(tmp_path):
-    assert _start(PRODUCTION_ENV, tmp_path).returncode == 0
+    assert _setup(PRODUCTION_ENV, tmp_path).returncode == 0
     for name in ("CARELY_FIELD_KEYS", "CARELY_BLIND_INDEX_KEY"):
         env = {k: v for k, v in PRODUCTION_ENV.items() if k != name}
-        result = _start(env, tmp_path)
+        result = _setup(env, tmp_path)
         assert result.returncode != 0
         assert f"{name} must be set" in result.stderr
     assert not (tmp_path / "field_keys").exists()  # production never generates keys
 
 
 def test_production_stops_on_a_malformed_key_naming_its_position(tmp_path):
-    result = _start({**PRODUCTION_ENV, "CARELY_FIELD_KEYS": f"{KEY_2},k1:short"}, tmp_path)
+    result = _setup({**PRODUCTION_ENV, "CARELY_FIELD_KEYS": f"{KEY_2},k1:short"}, tmp_path)
     assert result.returncode != 0
     assert "CARELY_FIELD_KEYS, key 2 of 2 (k1)" in result.stderr
