@@ -91,6 +91,7 @@ INSTALLED_APPS = [
     "carely.api",
     "carely.privacy",
     "carely.web",
+    "contacts",
 ]
 
 MIDDLEWARE = [

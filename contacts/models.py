@@ -1,0 +1,153 @@
+"""The clinic's patient register (CNT-1): contacts, their rectification history (DSR-8).
+
+Names, dates of birth, channels and addresses are encrypted at rest (SEC-8); e-mail, phone and
+external id are found by equality through blind indexes (``Contact.objects.filter_blind``).
+Rules about what a valid contact is live in ``contacts.validation``; writes go through
+``contacts.services``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import models
+from django.utils import timezone
+
+from carely.orgs.scoping import OrganisationScopedQuerySet
+from carely.privacy.fields import (
+    BlindIndexed,
+    BlindIndexField,
+    BlindIndexQuerySet,
+    EncryptedCharField,
+    EncryptedDateField,
+    EncryptedTextField,
+)
+
+
+class ContactQuerySet(OrganisationScopedQuerySet["Contact"], BlindIndexQuerySet):  # type: ignore[override]
+    pass
+
+
+class Gender(models.TextChoices):
+    FEMALE = "female", "female"
+    MALE = "male", "male"
+    OTHER = "other", "other"
+    UNDISCLOSED = "undisclosed", "prefers not to say"
+
+
+class SourceKind(models.TextChoices):
+    FORM = "form", "web form"
+    API = "api", "API"
+    IMPORT = "import", "CSV import"
+    STAFF = "staff", "entered by staff"
+
+
+class RelationshipStatus(models.TextChoices):
+    NONE = "none", "no relationship"
+    ACTIVE = "active", "active (in care)"
+    ENDED = "ended", "ended"
+
+
+class Contact(BlindIndexed, models.Model):
+    """A data subject of one organisation. Only a name and one channel are required (CNT-1)."""
+
+    organisation = models.ForeignKey(
+        "orgs.Organisation", on_delete=models.CASCADE, related_name="contacts"
+    )
+    first_name = EncryptedCharField(max_length=100, blank=True)
+    last_name = EncryptedCharField(max_length=100, blank=True)
+    birth_date = EncryptedDateField(null=True, blank=True)
+    gender = EncryptedCharField(max_length=20, blank=True, choices=Gender.choices)
+    external_id = EncryptedCharField(max_length=100, blank=True)
+    external_id_bidx = BlindIndexField(source="external_id", kind="external_id")
+    email = EncryptedCharField(max_length=254, blank=True)
+    email_bidx = BlindIndexField(source="email", kind="email")
+    phone = EncryptedCharField(max_length=32, blank=True)  # E.164
+    phone_bidx = BlindIndexField(source="phone", kind="phone")
+    preferred_language = models.CharField(max_length=8, blank=True)
+    address = EncryptedTextField(blank=True)
+    source_kind = models.CharField(max_length=10, choices=SourceKind.choices)
+    source = models.CharField(max_length=200, blank=True)
+    relationship_status = models.CharField(
+        max_length=10, choices=RelationshipStatus.choices, default=RelationshipStatus.NONE
+    )
+    relationship_started_at = models.DateField(null=True, blank=True)
+    relationship_ended_at = models.DateField(null=True, blank=True)
+    guardian = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="wards"
+    )
+    # 13 to 17 at the last save (CNT-6): consent-based processing waits for a guardian's consent.
+    is_minor = models.BooleanField(default=False)
+    # Restriction (CNT-4, DSR-10): the contact is only stored while restricted_at is set.
+    restricted_at = models.DateTimeField(null=True, blank=True)
+    restriction_reason = EncryptedTextField(blank=True)
+    restriction_lifted_at = models.DateTimeField(null=True, blank=True)
+    restriction_lift_informed_at = models.DateTimeField(null=True, blank=True)
+    restriction_lift_informed_how = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    objects = ContactQuerySet.as_manager()
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["organisation", "updated_at"], name="contact_org_updated"),
+        ]
+
+    def __str__(self) -> str:
+        return f"contact #{self.pk}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        from contacts.validation import is_minor
+
+        self.is_minor = is_minor(self.birth_date)
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "birth_date" in update_fields:
+            kwargs["update_fields"] = {*update_fields, "is_minor"}
+        super().save(*args, **kwargs)
+
+    @property
+    def is_restricted(self) -> bool:
+        return self.restricted_at is not None
+
+
+class ChangeKind(models.TextChoices):
+    RECTIFICATION = "rectification", "rectification"
+    SUPPLEMENTARY_STATEMENT = "supplementary_statement", "supplementary statement"
+    RESTRICTED = "restricted", "restricted"
+    RESTRICTION_LIFTED = "restriction_lifted", "restriction lifted"
+
+
+class ContactChange(models.Model):
+    """Append-only history of a contact (DSR-8): before and after of each changed field, who,
+    when and why, or a supplementary statement that completes the record.
+
+    ``changes`` is JSON (``{"email": {"before": ..., "after": ...}}``) inside an encrypted text
+    column: the old values are personal data too.
+    """
+
+    organisation = models.ForeignKey(
+        "orgs.Organisation", on_delete=models.CASCADE, related_name="+"
+    )
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="changes")
+    kind = models.CharField(max_length=30, choices=ChangeKind.choices)
+    changes = EncryptedTextField(blank=True)
+    statement = EncryptedTextField(blank=True)
+    reason = EncryptedTextField(blank=True)
+    actor_type = models.CharField(max_length=20)
+    actor_id = models.CharField(max_length=64, blank=True)
+    request_id = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = OrganisationScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+
+    def __str__(self) -> str:
+        return f"contact change #{self.pk}"
+
+    def changed(self) -> dict[str, Any]:
+        import json
+
+        return dict(json.loads(self.changes)) if self.changes else {}

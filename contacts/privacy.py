@@ -1,0 +1,81 @@
+"""Personal-data declarations for contacts (ADR 5): the clinic's data subjects and the history of
+every change to their record (DSR-8)."""
+
+from carely.privacy.registry import Category, Erase, Personal, Reach, registry
+
+
+def _given(category: Category, **kwargs: object) -> Personal:
+    return Personal(category, erase=Erase.DELETE_ROW, provided_by_subject=True, **kwargs)  # type: ignore[arg-type]
+
+
+def _derived(category: Category, **kwargs: object) -> Personal:
+    return Personal(category, erase=Erase.DELETE_ROW, **kwargs)  # type: ignore[arg-type]
+
+
+registry.declare(
+    "contacts.Contact",
+    reach=Reach("contact", "id"),
+    retention="contact_consent",
+    purposes=["care_administration", "appointment_reminders", "marketing"],
+    recipients=["infobip"],
+    fields={
+        "first_name": _given(Category.IDENTITY),
+        "last_name": _given(Category.IDENTITY),
+        "birth_date": _given(Category.IDENTITY),
+        "gender": _given(Category.IDENTITY),
+        "external_id": _derived(Category.IDENTITY),
+        "external_id_bidx": _derived(Category.IDENTITY, export=False),
+        "email": _given(Category.CONTACT),
+        "email_bidx": _derived(Category.CONTACT, export=False),
+        "phone": _given(Category.CONTACT),
+        "phone_bidx": _derived(Category.CONTACT, export=False),
+        "preferred_language": _given(Category.CONTACT),
+        "address": _given(Category.CONTACT),
+        "source_kind": _derived(Category.CONSENT_EVIDENCE),
+        "source": _derived(Category.CONSENT_EVIDENCE),
+        "relationship_status": _derived(Category.HEALTH_ADJACENT),
+        "relationship_started_at": _derived(Category.HEALTH_ADJACENT),
+        "relationship_ended_at": _derived(Category.HEALTH_ADJACENT),
+        "guardian": _derived(Category.IDENTITY, export="guardian_id"),
+        "is_minor": _derived(Category.IDENTITY),
+        "restricted_at": _derived(Category.CONSENT_EVIDENCE),
+        "restriction_reason": _derived(Category.CONSENT_EVIDENCE),
+        "restriction_lifted_at": _derived(Category.CONSENT_EVIDENCE),
+        "restriction_lift_informed_at": _derived(Category.CONSENT_EVIDENCE),
+        "restriction_lift_informed_how": _derived(Category.CONSENT_EVIDENCE),
+        "created_at": _derived(Category.IDENTITY),
+        "updated_at": _derived(Category.IDENTITY),
+    },
+    not_personal=["id", "organisation"],
+)
+
+_ACCOUNTABILITY = (
+    "GDPR Art. 5(2): who changed a patient's record is the evidence of how it was handled; "
+    "only the staff member's id is kept, and the row goes when the contact is erased"
+)
+
+registry.declare(
+    "contacts.ContactChange",
+    reach=[
+        Reach("contact", "contact_id"),
+        Reach("staff_user", "actor_id", where={"actor_type": "user"}),
+    ],
+    retention="contact_consent",
+    purposes=["care_administration", "accountability"],
+    fields={
+        "contact": _derived(Category.IDENTITY, export="contact_id", subject="contact"),
+        "kind": _derived(Category.IDENTITY, subject="contact"),
+        "changes": _derived(Category.IDENTITY, subject="contact"),
+        "statement": _given(Category.IDENTITY, subject="contact"),
+        "reason": _derived(Category.IDENTITY, subject="contact"),
+        "created_at": _derived(Category.IDENTITY, subject="contact"),
+        "actor_id": Personal(
+            Category.TECHNICAL_LOG,
+            erase=Erase.KEEP_RESTRICTED,
+            legal_reason=_ACCOUNTABILITY,
+            export="actor_user_id",
+            subject="staff_user",
+        ),
+    },
+    not_personal=["id", "organisation", "actor_type", "request_id"],
+)

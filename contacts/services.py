@@ -1,0 +1,508 @@
+"""Writes over contacts (CNT-1, CNT-2, CNT-4, CNT-6, DSR-8).
+
+Every write checks the organisation is not suspended, writes an audit event (ids only) in the
+same transaction, and every change to an existing contact keeps its before and after in
+``ContactChange``. A restricted contact (CNT-4) refuses changes until the restriction is lifted,
+and lifting needs the record that the subject was informed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from carely.audit.context import current_actor, current_request_id
+from carely.audit.services import audit_record
+from carely.lib.normalise import InvalidPhoneNumber
+from carely.orgs.models import Organisation
+from carely.orgs.suspension import suspension_check_write
+from carely.privacy.fields import blind_indexes
+from contacts.models import ChangeKind, Contact, ContactChange, SourceKind
+from contacts.validation import (
+    ContactInvalid,
+    Errors,
+    contact_clean,
+    contact_required_errors,
+    contact_state,
+    is_minor,
+)
+
+__all__ = [
+    "BULK_UPSERT_LIMIT",
+    "ContactInvalid",
+    "ContactRestricted",
+    "RestrictionError",
+    "RowResult",
+    "contact_create",
+    "contact_lift_restriction",
+    "contact_match",
+    "contact_restrict",
+    "contact_statement_add",
+    "contact_update",
+    "contacts_bulk_upsert",
+]
+
+BULK_UPSERT_LIMIT = 1000
+MATCH_KEYS = ("external_id", "email", "phone")  # CNT-2: in this order
+
+
+class ContactRestricted(Exception):
+    """The contact is restricted (CNT-4): it is only stored, not changed or used."""
+
+    def __init__(self, contact: Contact) -> None:
+        self.contact_id = contact.pk
+        super().__init__(
+            f"Contact #{contact.pk} is restricted (CNT-4): it is only stored and cannot be "
+            "changed. Lift the restriction first, after informing the person."
+        )
+
+
+class RestrictionError(ValueError):
+    """A restriction cannot be placed or lifted as asked; the message says why."""
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
+
+
+def _change_record(
+    *,
+    contact: Contact,
+    kind: str,
+    changes: Mapping[str, Any] | None = None,
+    statement: str = "",
+    reason: str = "",
+) -> ContactChange:
+    actor = current_actor()
+    return ContactChange(
+        organisation_id=contact.organisation_id,
+        contact=contact,
+        kind=kind,
+        changes=json.dumps(changes, sort_keys=True) if changes else "",
+        statement=statement,
+        reason=reason,
+        actor_type=actor.type,
+        actor_id=actor.id,
+        request_id=current_request_id(),
+    )
+
+
+def _diff(contact: Contact, cleaned: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    return {
+        name: {"before": _jsonable(getattr(contact, name)), "after": _jsonable(value)}
+        for name, value in cleaned.items()
+        if getattr(contact, name) != value
+    }
+
+
+def _guardian(organisation: Organisation, guardian: Any) -> Contact | None:
+    if guardian in (None, ""):
+        return None
+    guardian_id = guardian.pk if isinstance(guardian, Contact) else guardian
+    found = Contact.objects.for_organisation(organisation).filter(pk=guardian_id).first()
+    if found is None:
+        raise ContactInvalid({"guardian": ["No such contact in this organisation."]})
+    return found
+
+
+def contact_create(
+    *,
+    organisation: Organisation,
+    data: Mapping[str, Any],
+    source_kind: str,
+    reason: str = "",
+) -> Contact:
+    """A new contact from ``data`` (API field names). Raises ``ContactInvalid`` naming each bad
+    field, ``OrganisationSuspended``."""
+    suspension_check_write(organisation)
+    if source_kind not in SourceKind.values:
+        raise ValueError(f"unknown source kind {source_kind!r}")
+    cleaned = contact_clean(data, region=organisation.default_phone_region)
+    guardian = _guardian(organisation, data.get("guardian"))
+    with transaction.atomic():
+        contact = Contact.objects.create(
+            organisation=organisation, source_kind=source_kind, guardian=guardian, **cleaned
+        )
+        audit_record(
+            action="contact.created",
+            organisation=organisation,
+            object_type="contact",
+            object_id=contact.pk,
+            details={
+                "source_kind": source_kind,
+                "fields": sorted(k for k, v in cleaned.items() if v),
+            },
+        )
+    return contact
+
+
+def contact_update(
+    *, contact: Contact, data: Mapping[str, Any], reason: str = ""
+) -> dict[str, dict[str, Any]]:
+    """Change the fields in ``data``; returns ``{field: {"before", "after"}}`` of what changed
+    (empty when nothing did, and then nothing is written). Raises ``ContactInvalid``,
+    ``ContactRestricted``, ``OrganisationSuspended``."""
+    organisation = contact.organisation
+    suspension_check_write(organisation)
+    if contact.is_restricted:
+        raise ContactRestricted(contact)
+    cleaned = contact_clean(
+        data, region=organisation.default_phone_region, current=contact_state(contact)
+    )
+    changes = _diff(contact, cleaned)
+    if "guardian" in data:
+        guardian = _guardian(organisation, data["guardian"])
+        if guardian is not None and guardian.pk == contact.pk:
+            raise ContactInvalid({"guardian": ["A contact cannot be their own guardian."]})
+        if contact.guardian_id != (guardian.pk if guardian else None):
+            changes["guardian"] = {
+                "before": contact.guardian_id,
+                "after": guardian.pk if guardian else None,
+            }
+            contact.guardian = guardian
+    if not changes:
+        return {}
+    with transaction.atomic():
+        for name in cleaned.keys() & changes.keys():
+            setattr(contact, name, cleaned[name])
+        contact.updated_at = timezone.now()
+        fields = {"updated_at", *(("guardian" if n == "guardian" else n) for n in changes)}
+        contact.save(update_fields=fields)
+        _change_record(
+            contact=contact, kind=ChangeKind.RECTIFICATION, changes=changes, reason=reason
+        ).save()
+        audit_record(
+            action="contact.updated",
+            organisation=organisation,
+            object_type="contact",
+            object_id=contact.pk,
+            details={"fields": sorted(changes)},
+        )
+    return changes
+
+
+def contact_statement_add(*, contact: Contact, statement: str, reason: str = "") -> ContactChange:
+    """DSR-8: a supplementary statement that completes the record, kept beside it."""
+    suspension_check_write(contact.organisation)
+    text = statement.strip()
+    if not text:
+        raise ContactInvalid({"statement": ["Write the statement that completes the record."]})
+    with transaction.atomic():
+        change = _change_record(
+            contact=contact,
+            kind=ChangeKind.SUPPLEMENTARY_STATEMENT,
+            statement=text,
+            reason=reason,
+        )
+        change.save()
+        audit_record(
+            action="contact.statement_added",
+            organisation=contact.organisation,
+            object_type="contact",
+            object_id=contact.pk,
+            details={"change_id": change.pk},
+        )
+    return change
+
+
+def contact_restrict(*, contact: Contact, reason: str) -> None:
+    """CNT-4: from now on the contact is only stored."""
+    suspension_check_write(contact.organisation)
+    if not reason.strip():
+        raise RestrictionError("Say why the contact is restricted (for example the DSR number).")
+    if contact.is_restricted:
+        raise RestrictionError(f"Contact #{contact.pk} is already restricted.")
+    with transaction.atomic():
+        contact.restricted_at = timezone.now()
+        contact.restriction_reason = reason.strip()
+        contact.restriction_lifted_at = None
+        contact.restriction_lift_informed_at = None
+        contact.restriction_lift_informed_how = ""
+        contact.save(
+            update_fields=[
+                "restricted_at",
+                "restriction_reason",
+                "restriction_lifted_at",
+                "restriction_lift_informed_at",
+                "restriction_lift_informed_how",
+            ]
+        )
+        _change_record(contact=contact, kind=ChangeKind.RESTRICTED, reason=reason.strip()).save()
+        audit_record(
+            action="contact.restricted",
+            organisation=contact.organisation,
+            object_type="contact",
+            object_id=contact.pk,
+        )
+
+
+def contact_lift_restriction(
+    *, contact: Contact, informed_at: dt.datetime | None, informed_how: str
+) -> None:
+    """CNT-4: lift a restriction, recording first when and how the subject was informed."""
+    suspension_check_write(contact.organisation)
+    if not contact.is_restricted:
+        raise RestrictionError(f"Contact #{contact.pk} is not restricted.")
+    how = (informed_how or "").strip()
+    if informed_at is None or not how:
+        raise RestrictionError(
+            "Before lifting the restriction, record when and how the person was informed "
+            "(Art. 18(3) GDPR)."
+        )
+    if informed_at > timezone.now():
+        raise RestrictionError("The time the person was informed is in the future.")
+    with transaction.atomic():
+        contact.restricted_at = None
+        contact.restriction_lifted_at = timezone.now()
+        contact.restriction_lift_informed_at = informed_at
+        contact.restriction_lift_informed_how = how[:200]
+        contact.save(
+            update_fields=[
+                "restricted_at",
+                "restriction_lifted_at",
+                "restriction_lift_informed_at",
+                "restriction_lift_informed_how",
+            ]
+        )
+        _change_record(
+            contact=contact,
+            kind=ChangeKind.RESTRICTION_LIFTED,
+            changes={"informed_at": informed_at.isoformat(), "informed_how": how[:200]},
+        ).save()
+        audit_record(
+            action="contact.restriction_lifted",
+            organisation=contact.organisation,
+            object_type="contact",
+            object_id=contact.pk,
+        )
+
+
+def _digests(values: Mapping[str, Any], region: str) -> dict[str, str]:
+    """``{"email": digest, ...}`` of the match keys present in ``values``."""
+    indexes = blind_indexes(Contact)
+    out: dict[str, str] = {}
+    for key in MATCH_KEYS:
+        value = values.get(key)
+        if not value:
+            continue
+        try:
+            digest = indexes[key].digest(value, region=region)
+        except InvalidPhoneNumber:
+            continue
+        if digest:
+            out[key] = digest
+    return out
+
+
+def _conflicts(candidate: Contact, external_id: str | None) -> bool:
+    """A match on e-mail or phone is not the same person when both carry other external ids."""
+    return bool(external_id and candidate.external_id and candidate.external_id != external_id)
+
+
+def contact_match(
+    *,
+    organisation: Organisation,
+    external_id: str | None = None,
+    email: str | None = None,
+    phone: str | None = None,
+) -> Contact | None:
+    """The existing contact these keys identify (CNT-2): external id, then e-mail, then phone.
+
+    A contact found by e-mail or phone whose external id differs from a given one is someone
+    else (a parent sharing a phone with a child's record, say) and is not matched.
+    """
+    region = organisation.default_phone_region
+    digests = _digests({"external_id": external_id, "email": email, "phone": phone}, region)
+    scoped = Contact.objects.for_organisation(organisation)
+    indexes = blind_indexes(Contact)
+    for key in MATCH_KEYS:
+        if key not in digests:
+            continue
+        for candidate in scoped.filter(**{indexes[key].attname: digests[key]}).order_by("pk"):
+            if key == "external_id" or not _conflicts(candidate, (external_id or "").strip()):
+                return candidate
+    return None
+
+
+# --- bulk upsert ---------------------------------------------------------------------------
+
+
+@dataclass
+class RowResult:
+    """The outcome of one row: created, updated, unchanged or rejected (with field errors)."""
+
+    index: int
+    status: str
+    id: int | None = None
+    errors: Errors = field(default_factory=dict)
+    contact: Contact | None = field(default=None, repr=False)
+
+
+@dataclass
+class _Pending:
+    contact: Contact
+    new: bool
+    changes: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def _present(row: Mapping[str, Any]) -> dict[str, Any]:
+    """An import never erases: blank cells mean "not given" (PATCH is the way to clear)."""
+    return {k: v for k, v in row.items() if v is not None and v != ""}
+
+
+def contacts_bulk_upsert(
+    *,
+    organisation: Organisation,
+    rows: Sequence[Mapping[str, Any]],
+    source_kind: str,
+    reason: str = "",
+) -> list[RowResult]:
+    """Create or update many contacts in one transaction; one ``RowResult`` per row, in order.
+
+    Lean per row (the import path, CNT-2): plain-function validation, one query per match key
+    for the whole batch, ``bulk_create`` for new rows. A bad row is rejected with its field
+    errors and never costs the good rows. Rows that match the same contact (in the database or
+    earlier in the batch) update it in turn. Restricted contacts are rejected (CNT-4).
+    """
+    suspension_check_write(organisation)
+    if source_kind not in SourceKind.values:
+        raise ValueError(f"unknown source kind {source_kind!r}")
+    region = organisation.default_phone_region
+    indexes = blind_indexes(Contact)
+    results: list[RowResult] = []
+    cleaned_rows: list[tuple[int, dict[str, Any], dict[str, str]]] = []
+    for index, row in enumerate(rows):
+        if not isinstance(row, Mapping):
+            results.append(RowResult(index, "rejected", errors={"row": ["Not an object."]}))
+            continue
+        try:
+            cleaned = contact_clean(_present(row), region=region, require=False)
+        except ContactInvalid as exc:
+            results.append(RowResult(index, "rejected", errors=exc.errors))
+            continue
+        results.append(RowResult(index, "pending"))
+        cleaned_rows.append((index, cleaned, _digests(cleaned, region)))
+
+    # One query per key kind for the whole batch.
+    known: dict[str, dict[str, list[Contact]]] = {key: {} for key in MATCH_KEYS}
+    scoped = Contact.objects.for_organisation(organisation)
+    for key in MATCH_KEYS:
+        wanted = {d[key] for _, _, d in cleaned_rows if key in d}
+        if not wanted:
+            continue
+        attname = indexes[key].attname
+        for contact in scoped.filter(**{f"{attname}__in": wanted}).order_by("pk"):
+            known[key].setdefault(getattr(contact, attname), []).append(contact)
+
+    pending: dict[int, _Pending] = {}  # by id() of the contact object
+    now = timezone.now()
+    for index, cleaned, digests in cleaned_rows:
+        result = results[index]
+        match: Contact | None = None
+        external_id = cleaned.get("external_id", "")
+        for key in MATCH_KEYS:
+            if key not in digests:
+                continue
+            for candidate in known[key].get(digests[key], []):
+                if key == "external_id" or not _conflicts(candidate, external_id):
+                    match = candidate
+                    break
+            if match is not None:
+                break
+        if match is None:
+            missing = contact_required_errors(cleaned)
+            if missing:
+                result.status, result.errors = "rejected", missing
+                continue
+            contact = Contact(
+                organisation=organisation, source_kind=source_kind, created_at=now, updated_at=now
+            )
+            for name, value in cleaned.items():
+                setattr(contact, name, value)
+            pending[id(contact)] = _Pending(contact, new=True)
+            for key, digest in digests.items():
+                known[key].setdefault(digest, []).append(contact)
+            result.status, result.contact = "created", contact
+            continue
+        if match.is_restricted:
+            result.status = "rejected"
+            result.errors = {"contact": [str(ContactRestricted(match))]}
+            continue
+        changes = _diff(match, cleaned)
+        result.contact = match
+        entry = pending.get(id(match))
+        if not changes:
+            result.status = "unchanged"
+            continue
+        if entry is None:
+            entry = pending[id(match)] = _Pending(match, new=False)
+        for name, change in changes.items():
+            setattr(match, name, cleaned[name])
+            first = entry.changes.get(name, change)
+            entry.changes[name] = {"before": first["before"], "after": change["after"]}
+        match.updated_at = now
+        result.status = "updated"
+        for key, digest in _digests(cleaned, region).items():
+            bucket = known[key].setdefault(digest, [])
+            if match not in bucket:
+                bucket.append(match)
+
+    new = [p.contact for p in pending.values() if p.new]
+    changed = [p for p in pending.values() if not p.new and p.changes]
+    with transaction.atomic():
+        for contact in new:
+            contact.is_minor = is_minor(contact.birth_date)
+        Contact.objects.bulk_create(new, batch_size=500)
+        if changed:
+            fields: set[str] = {"updated_at", "is_minor"}
+            for p in changed:
+                p.contact.is_minor = is_minor(p.contact.birth_date)
+                for name in p.changes:
+                    fields.add(name)
+                    if name in indexes:  # bulk_update does not call pre_save
+                        index_field = indexes[name]
+                        setattr(
+                            p.contact,
+                            index_field.attname,
+                            index_field.digest(getattr(p.contact, name)),
+                        )
+                        fields.add(index_field.name)
+            Contact.objects.bulk_update(
+                [p.contact for p in changed], sorted(fields), batch_size=250
+            )
+            ContactChange.objects.bulk_create(
+                [
+                    _change_record(
+                        contact=p.contact,
+                        kind=ChangeKind.RECTIFICATION,
+                        changes=p.changes,
+                        reason=reason,
+                    )
+                    for p in changed
+                ],
+                batch_size=500,
+            )
+        for result in results:
+            if result.contact is not None:
+                result.id = result.contact.pk
+        if new or changed:
+            audit_record(
+                action="contacts.bulk_upserted",
+                organisation=organisation,
+                object_type="contact",
+                details={
+                    "source_kind": source_kind,
+                    "created_ids": [c.pk for c in new],
+                    "updated_ids": [p.contact.pk for p in changed],
+                    "rejected": sum(r.status == "rejected" for r in results),
+                },
+            )
+    return results
