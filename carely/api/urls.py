@@ -1,4 +1,4 @@
-from django.urls import path, re_path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.permissions import AllowAny
 
@@ -12,6 +12,7 @@ _public = {"authentication_classes": [], "permission_classes": [AllowAny], "thro
 
 urlpatterns = [
     path("v1/me", MeView.as_view(), name="me"),
+    path("v1/", include("contacts.api.urls")),
     path("schema/", SpectacularAPIView.as_view(**_public), name="schema"),
     path(
         "docs/",

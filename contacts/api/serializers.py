@@ -1,0 +1,121 @@
+"""Contact API shapes. Input is parsed here for types only; the rules of a valid contact live in
+``contacts.validation`` (the same for the UI and imports)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from rest_framework import serializers
+
+from contacts.models import Contact, Gender, RelationshipStatus
+
+CONTACT_FIELDS: tuple[str, ...] = (
+    "first_name",
+    "last_name",
+    "birth_date",
+    "gender",
+    "external_id",
+    "email",
+    "phone",
+    "preferred_language",
+    "address",
+    "source",
+    "relationship_status",
+    "relationship_started_at",
+    "relationship_ended_at",
+)
+
+
+class ContactSerializer(serializers.ModelSerializer[Contact]):
+    restricted = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Contact
+        fields: ClassVar = [
+            "id",
+            *CONTACT_FIELDS,
+            "source_kind",
+            "guardian",
+            "is_minor",
+            "restricted",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+    def get_restricted(self, obj: Contact) -> bool:
+        return obj.is_restricted
+
+
+def _text(**kwargs: Any) -> serializers.CharField:
+    return serializers.CharField(
+        required=False, allow_blank=True, allow_null=True, trim_whitespace=True, **kwargs
+    )
+
+
+def _date(**kwargs: Any) -> serializers.DateField:
+    return serializers.DateField(required=False, allow_null=True, **kwargs)
+
+
+class ContactInSerializer(serializers.Serializer[Any]):
+    first_name = _text()
+    last_name = _text()
+    birth_date = _date()
+    gender = serializers.ChoiceField(
+        choices=Gender.choices, required=False, allow_blank=True, allow_null=True
+    )
+    external_id = _text(help_text="Your own id for the person (customer number).")
+    email = _text()
+    phone = _text(
+        help_text="Any common form; national numbers are read in the organisation's default "
+        "region and stored in E.164 (+38641123456)."
+    )
+    preferred_language = _text(help_text="A language code such as sl, en or de.")
+    address = _text()
+    source = _text(help_text="Where and how the data was collected.")  # type: ignore[assignment]
+    relationship_status = serializers.ChoiceField(
+        choices=RelationshipStatus.choices, required=False, allow_null=True
+    )
+    relationship_started_at = _date()
+    relationship_ended_at = _date()
+    guardian = serializers.IntegerField(
+        required=False, allow_null=True, help_text="Id of the parent or guardian's contact."
+    )
+
+
+class ContactPatchSerializer(ContactInSerializer):
+    reason = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=500,
+        write_only=True,
+        help_text="Why the record is changed; kept in its rectification history.",
+    )
+
+
+class BulkUpsertInSerializer(serializers.Serializer[Any]):
+    contacts = serializers.ListField(
+        child=ContactInSerializer(),
+        help_text="Up to 1,000 contacts, matched to existing ones on external_id, then email, "
+        "then phone. Blank values never erase what is stored.",
+    )
+
+
+class RowErrorSerializer(serializers.Serializer[Any]):
+    field = serializers.CharField()
+    message = serializers.CharField()
+
+
+class RowResultSerializer(serializers.Serializer[Any]):
+    index = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=["created", "updated", "unchanged", "rejected"])
+    id = serializers.IntegerField(allow_null=True)
+    errors = RowErrorSerializer(many=True)  # type: ignore[assignment]
+
+
+class BulkUpsertOutSerializer(serializers.Serializer[Any]):
+    created = serializers.IntegerField()
+    updated = serializers.IntegerField()
+    unchanged = serializers.IntegerField()
+    rejected = serializers.IntegerField()
+    results = RowResultSerializer(many=True)
