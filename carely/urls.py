@@ -11,6 +11,7 @@ urlpatterns = [
     path("api/", include("carely.api.urls")),
     path("audit/", include("carely.audit.urls")),
     path("privacy/", include("carely.privacy.urls")),
+    path("contacts/", include("contacts.urls")),
     path("settings/api-keys/", include("carely.api.web_urls")),
     path("", include("carely.web.urls")),
 ]
