@@ -151,3 +151,73 @@ class ContactChange(models.Model):
         import json
 
         return dict(json.loads(self.changes)) if self.changes else {}
+
+
+def contact_import_upload_path(instance: ImportJob, filename: str) -> str:
+    """Per-organisation folder, random name: the file name a clinic chose may name a patient."""
+    import uuid
+
+    return f"contact-imports/org-{instance.organisation_id}/{uuid.uuid4().hex}.csv"
+
+
+class ImportState(models.TextChoices):
+    UPLOADED = "uploaded", "uploaded"
+    MAPPED = "mapped", "columns mapped"
+    RUNNING = "running", "running"
+    COMPLETED = "completed", "completed"
+    FAILED = "failed", "failed"
+
+
+class ImportJob(models.Model):
+    """One CSV upload into the register (CNT-2): uploaded, mapped, running, completed or failed.
+
+    ``upload`` and ``rejected_file`` hold many patients' data and live in the default storage
+    (never a public URL); the upload is deleted when the import ends, the rejected rows after
+    ``CONTACT_IMPORT_KEEP_DAYS`` (contacts.imports.contact_imports_purge); counts stay.
+    """
+
+    organisation = models.ForeignKey(
+        "orgs.Organisation", on_delete=models.CASCADE, related_name="+"
+    )
+    created_by = models.ForeignKey(
+        "orgs.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    upload = models.FileField(upload_to=contact_import_upload_path, max_length=255, blank=True)
+    file_size = models.PositiveBigIntegerField(default=0)
+    encoding = models.CharField(max_length=20, blank=True)
+    delimiter = models.CharField(max_length=4, blank=True)
+    header = models.JSONField(default=list, blank=True)
+    mapping = models.JSONField(default=dict, blank=True)
+    state = models.CharField(
+        max_length=10, choices=ImportState.choices, default=ImportState.UPLOADED
+    )
+    bytes_read = models.PositiveBigIntegerField(default=0)
+    total = models.PositiveIntegerField(default=0)
+    created = models.PositiveIntegerField(default=0)
+    updated = models.PositiveIntegerField(default=0)
+    unchanged = models.PositiveIntegerField(default=0)
+    rejected = models.PositiveIntegerField(default=0)
+    # JSON lines {"row", "cells", "errors"}: the result page lists the first, the download all.
+    rejected_file = models.FileField(max_length=255, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    queued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    files_purged_at = models.DateTimeField(null=True, blank=True)
+
+    objects = OrganisationScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"contact import #{self.pk}"
+
+    @property
+    def processed(self) -> int:
+        return self.created + self.updated + self.unchanged + self.rejected
+
+    @property
+    def is_finished(self) -> bool:
+        return self.state in (ImportState.COMPLETED, ImportState.FAILED)

@@ -79,3 +79,21 @@ registry.declare(
     },
     not_personal=["id", "organisation", "actor_type", "request_id"],
 )
+
+# A CSV import (CNT-2). The uploaded file and the rejected rows hold many patients' data in a
+# file that no column ties to one contact id, so erasure and access cannot reach it row by row;
+# it is bounded by time instead: the upload is deleted as soon as the import ends, the rejected
+# rows (kept so the clinic can fix and re-upload them) after CONTACT_IMPORT_KEEP_DAYS (default
+# 7) by contacts.imports.contact_imports_purge. What stays is counts, state and the staff id.
+registry.opaque_model(
+    "contacts.ImportJob",
+    category=Category.IDENTITY,
+    retention="contact_consent",
+    reason=(
+        "an uploaded contact list and its rejected rows, stored as files in the default storage "
+        "(never a public URL) under the organisation's folder; the upload is deleted when the "
+        "import ends and the rejected rows after CONTACT_IMPORT_KEEP_DAYS days "
+        "(contact_imports_purge); the job row then holds only counts, state, column names and "
+        "the id of the staff member who ran it"
+    ),
+)
