@@ -92,6 +92,7 @@ INSTALLED_APPS = [
     "carely.privacy",
     "carely.web",
     "contacts",
+    "files",
 ]
 
 MIDDLEWARE = [

@@ -12,7 +12,7 @@ from django.apps import apps
 from carely.orgs.models import Membership
 from carely.orgs.scoping import MissingOrganisation
 
-OUR_APPS_PREFIXES = ("carely.", "contacts", "consent", "messaging", "dsr", "retention")
+OUR_APPS_PREFIXES = ("carely.", "contacts", "files", "consent", "messaging", "dsr", "retention")
 
 NOT_TENANT_DATA = {
     "orgs.User": "platform accounts; the platform is the controller, memberships carry the tenant",
