@@ -16,6 +16,7 @@ from carely.orgs.roles import Perm
 # url name that does not resolve (an app not mounted yet) is left out rather than linked dead.
 NAV = (
     ("dashboard", _("Dashboard"), "web:dashboard", None),
+    ("contacts", _("Contacts"), "contacts:list", Perm.CONTACTS_VIEW),
     ("members", _("Members"), "web:members", Perm.USERS_MANAGE),
     ("api_keys", _("API keys"), "api_keys:list", Perm.API_KEYS_MANAGE),
     ("access_log", _("Access log"), "audit:access_log", Perm.ACCESS_LOG_VIEW),
