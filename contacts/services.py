@@ -9,12 +9,14 @@ and lifting needs the record that the subject was informed.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import transaction
+from django.db import connections, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from carely.audit.context import current_actor, current_request_id
@@ -22,7 +24,8 @@ from carely.audit.services import audit_record
 from carely.lib.normalise import InvalidPhoneNumber
 from carely.orgs.models import Organisation
 from carely.orgs.suspension import suspension_check_write
-from carely.privacy.fields import blind_indexes
+from carely.privacy.crypto import encrypt
+from carely.privacy.fields import BlindIndexField, blind_indexes
 from contacts.models import ChangeKind, Contact, ContactChange, SourceKind
 from contacts.validation import (
     ContactInvalid,
@@ -285,9 +288,14 @@ def contact_lift_restriction(
         )
 
 
+@functools.cache
+def _contact_indexes() -> dict[str, BlindIndexField]:
+    return blind_indexes(Contact)
+
+
 def _digests(values: Mapping[str, Any], region: str) -> dict[str, str]:
     """``{"email": digest, ...}`` of the match keys present in ``values``."""
-    indexes = blind_indexes(Contact)
+    indexes = _contact_indexes()
     out: dict[str, str] = {}
     for key in MATCH_KEYS:
         value = values.get(key)
@@ -367,16 +375,23 @@ def contacts_bulk_upsert(
 ) -> list[RowResult]:
     """Create or update many contacts in one transaction; one ``RowResult`` per row, in order.
 
-    Lean per row (the import path, CNT-2): plain-function validation, one query per match key
-    for the whole batch, ``bulk_create`` for new rows. A bad row is rejected with its field
-    errors and never costs the good rows. Rows that match the same contact (in the database or
-    earlier in the batch) update it in turn. Restricted contacts are rejected (CNT-4).
+    Lean per row (the import path, CNT-2): plain-function validation, each blind index computed
+    once, one query for the batch's matches (only the columns it compares are decrypted), and
+    on PostgreSQL ``COPY`` for new rows and ``UPDATE ... FROM (VALUES ...)`` for changed ones
+    (``bulk_create``/``bulk_update`` elsewhere). A bad row is rejected with its field errors and
+    never costs the good rows. Rows that match the same contact (in the database or earlier in
+    the batch) update it in turn, and its history gets one record with the first "before" and
+    the last "after" of each field (DSR-8). Restricted contacts are rejected (CNT-4).
+
+    ``RowResult.contact`` of a matched row is loaded with the columns the batch compares; any
+    other field loads from the database when read.
     """
     suspension_check_write(organisation)
     if source_kind not in SourceKind.values:
         raise ValueError(f"unknown source kind {source_kind!r}")
     region = organisation.default_phone_region
-    indexes = blind_indexes(Contact)
+    indexes = _contact_indexes()
+    today = timezone.localdate()
     results: list[RowResult] = []
     cleaned_rows: list[tuple[int, dict[str, Any], dict[str, str]]] = []
     for index, row in enumerate(rows):
@@ -384,35 +399,31 @@ def contacts_bulk_upsert(
             results.append(RowResult(index, "rejected", errors={"row": ["Not an object."]}))
             continue
         try:
-            cleaned = contact_clean(_present(row), region=region, require=False)
+            cleaned = contact_clean(_present(row), region=region, require=False, today=today)
         except ContactInvalid as exc:
             results.append(RowResult(index, "rejected", errors=exc.errors))
             continue
         results.append(RowResult(index, "pending"))
         cleaned_rows.append((index, cleaned, _digests(cleaned, region)))
 
-    # One query per key kind for the whole batch.
-    known: dict[str, dict[str, list[Contact]]] = {key: {} for key in MATCH_KEYS}
-    scoped = Contact.objects.for_organisation(organisation)
-    for key in MATCH_KEYS:
-        wanted = {d[key] for _, _, d in cleaned_rows if key in d}
-        if not wanted:
-            continue
-        attname = indexes[key].attname
-        for contact in scoped.filter(**{f"{attname}__in": wanted}).order_by("pk"):
-            known[key].setdefault(getattr(contact, attname), []).append(contact)
-
-    pending: dict[int, _Pending] = {}  # by id() of the contact object
+    known = _known_matches(organisation, cleaned_rows)
+    pending: dict[int, _Pending] = {}  # by id() of the contact object (one object per contact)
     now = timezone.now()
     for index, cleaned, digests in cleaned_rows:
         result = results[index]
         match: Contact | None = None
-        external_id = cleaned.get("external_id", "")
+        external_digest = digests.get("external_id")
         for key in MATCH_KEYS:
             if key not in digests:
                 continue
             for candidate in known[key].get(digests[key], []):
-                if key == "external_id" or not _conflicts(candidate, external_id):
+                # A match on e-mail or phone is someone else when both carry other external ids
+                # (compared by blind index: both sides are normalised the same way).
+                if key == "external_id" or not (
+                    external_digest
+                    and candidate.external_id_bidx
+                    and candidate.external_id_bidx != external_digest
+                ):
                     match = candidate
                     break
             if match is not None:
@@ -423,10 +434,14 @@ def contacts_bulk_upsert(
                 result.status, result.errors = "rejected", missing
                 continue
             contact = Contact(
-                organisation=organisation, source_kind=source_kind, created_at=now, updated_at=now
+                organisation=organisation,
+                source_kind=source_kind,
+                created_at=now,
+                updated_at=now,
+                **cleaned,
             )
-            for name, value in cleaned.items():
-                setattr(contact, name, value)
+            for key, index_field in indexes.items():
+                setattr(contact, index_field.attname, digests.get(key))
             pending[id(contact)] = _Pending(contact, new=True)
             for key, digest in digests.items():
                 known[key].setdefault(digest, []).append(contact)
@@ -446,11 +461,13 @@ def contacts_bulk_upsert(
             entry = pending[id(match)] = _Pending(match, new=False)
         for name, change in changes.items():
             setattr(match, name, cleaned[name])
+            if name in indexes:
+                setattr(match, indexes[name].attname, digests.get(name))
             first = entry.changes.get(name, change)
             entry.changes[name] = {"before": first["before"], "after": change["after"]}
         match.updated_at = now
         result.status = "updated"
-        for key, digest in _digests(cleaned, region).items():
+        for key, digest in digests.items():
             bucket = known[key].setdefault(digest, [])
             if match not in bucket:
                 bucket.append(match)
@@ -459,25 +476,12 @@ def contacts_bulk_upsert(
     changed = [p for p in pending.values() if not p.new and p.changes]
     with transaction.atomic():
         for contact in new:
-            contact.is_minor = is_minor(contact.birth_date)
-        Contact.objects.bulk_create(new, batch_size=500)
+            contact.is_minor = is_minor(contact.birth_date, today)
+        _insert_contacts(new)
         if changed:
-            fields: set[str] = {"updated_at", "is_minor"}
             for p in changed:
-                p.contact.is_minor = is_minor(p.contact.birth_date)
-                for name in p.changes:
-                    fields.add(name)
-                    if name in indexes:  # bulk_update does not call pre_save
-                        index_field = indexes[name]
-                        setattr(
-                            p.contact,
-                            index_field.attname,
-                            index_field.digest(getattr(p.contact, name)),
-                        )
-                        fields.add(index_field.name)
-            Contact.objects.bulk_update(
-                [p.contact for p in changed], sorted(fields), batch_size=250
-            )
+                p.contact.is_minor = is_minor(p.contact.birth_date, today)
+            _update_contacts(changed)
             ContactChange.objects.bulk_create(
                 [
                     _change_record(
@@ -506,3 +510,146 @@ def contacts_bulk_upsert(
                 },
             )
     return results
+
+
+def _known_matches(
+    organisation: Organisation, cleaned_rows: Sequence[tuple[int, dict[str, Any], dict[str, str]]]
+) -> dict[str, dict[str, list[Contact]]]:
+    """``{key: {digest: [contacts, by pk]}}`` of the existing contacts the batch's keys find.
+
+    One query for all three keys, one object per contact (so two rows reaching the same contact
+    by different keys update the same object), and only the columns the batch compares.
+    """
+    indexes = blind_indexes(Contact)
+    known: dict[str, dict[str, list[Contact]]] = {key: {} for key in MATCH_KEYS}
+    wanted: dict[str, set[str]] = {key: set() for key in MATCH_KEYS}
+    compared: set[str] = set()
+    for _, cleaned, digests in cleaned_rows:
+        compared.update(cleaned)
+        for key, digest in digests.items():
+            wanted[key].add(digest)
+    condition = Q()
+    for key in MATCH_KEYS:
+        if wanted[key]:
+            condition |= Q(**{f"{indexes[key].attname}__in": wanted[key]})
+    if not condition:
+        return known
+    columns = {
+        "organisation",
+        "birth_date",  # is_minor is recomputed on every change
+        "restricted_at",
+        "updated_at",
+        "is_minor",
+        *(index.attname for index in indexes.values()),
+        *compared,
+    }
+    found = (
+        Contact.objects.for_organisation(organisation)
+        .filter(condition)
+        .only(*columns)
+        .order_by("pk")
+    )
+    for contact in found:
+        for key in MATCH_KEYS:
+            digest = getattr(contact, indexes[key].attname)
+            if digest and digest in wanted[key]:
+                known[key].setdefault(digest, []).append(contact)
+    return known
+
+
+# Values psycopg adapts exactly as Django would prepare them (no subclasses: a TextChoices member
+# is a str *and* an Enum, and goes through Django).
+_PLAIN_TYPES = frozenset({str, int, bool, dt.date})
+
+
+def _db_values(contact: Contact, fields: Sequence[Any], connection: Any) -> list[Any]:
+    """The column values of ``fields``, as ``get_db_prep_save`` gives them but without its
+    generic conversions for the common types (about 3x faster on a 26-column row)."""
+    out: list[Any] = []
+    for f in fields:
+        value = getattr(contact, f.attname)
+        if getattr(f, "encrypted", False):
+            if value.__class__ is str:
+                out.append(encrypt(value, f.aad()) if value else "")
+                continue
+        elif value is None or value.__class__ in _PLAIN_TYPES:
+            out.append(value)
+            continue
+        out.append(f.get_db_prep_save(value, connection))
+    return out
+
+
+def _insert_contacts(new: list[Contact]) -> None:
+    """Insert new contacts (blind indexes already set), giving each its ``pk``.
+
+    PostgreSQL: ids drawn from the table's sequence in one query, then one ``COPY`` (about 5x
+    faster than a multi-row INSERT with 27 parameters a row). Elsewhere: ``bulk_create``.
+    """
+    if not new:
+        return
+    connection = connections[Contact.objects.db]
+    if connection.vendor != "postgresql":
+        Contact.objects.bulk_create(new, batch_size=500)
+        return
+    meta = Contact._meta
+    pk: Any = meta.pk
+    fields: list[Any] = [f for f in meta.concrete_fields if not f.primary_key]
+    table = connection.ops.quote_name(meta.db_table)
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in [pk, *fields])
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+            [meta.db_table, pk.column, len(new)],
+        )
+        ids = [row[0] for row in cursor.fetchall()]
+        with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+            for contact, pk in zip(new, ids, strict=True):
+                contact.pk = pk
+                copy.write_row([pk, *_db_values(contact, fields, connection)])
+    for contact in new:
+        contact._state.adding = False
+        contact._state.db = connection.alias
+
+
+def _update_contacts(changed: list[_Pending]) -> None:
+    """Write the changed fields (and their blind indexes, ``updated_at``, ``is_minor``).
+
+    PostgreSQL: one ``UPDATE ... FROM (VALUES ...)`` per set of changed columns (an import
+    usually has one or two such sets), instead of ``bulk_update``'s CASE per column and row.
+    """
+    indexes = blind_indexes(Contact)
+    meta = Contact._meta
+    groups: dict[tuple[str, ...], list[Contact]] = {}
+    for p in changed:
+        wanted = {"updated_at", "is_minor"}
+        for name in p.changes:
+            wanted.add(name)
+            if name in indexes:
+                wanted.add(indexes[name].name)
+        groups.setdefault(tuple(sorted(wanted)), []).append(p.contact)
+    connection = connections[Contact.objects.db]
+    if connection.vendor != "postgresql":
+        for names, contacts in groups.items():
+            Contact.objects.bulk_update(contacts, names, batch_size=250)
+        return
+    quote = connection.ops.quote_name
+    pk: Any = meta.pk
+    table = quote(meta.db_table)
+    pk_column = quote(pk.column)
+    with connection.cursor() as cursor:
+        for names, contacts in groups.items():
+            fields: list[Any] = [meta.get_field(name) for name in names]
+            casts = [f"%s::{pk.db_type(connection)}"]
+            casts += [f"%s::{f.db_type(connection)}" for f in fields]
+            placeholder = f"({', '.join(casts)})"
+            targets = ", ".join(f"{quote(f.column)} = v.{quote(f.column)}" for f in fields)
+            alias = ", ".join([pk_column, *(quote(f.column) for f in fields)])
+            for start in range(0, len(contacts), 500):
+                chunk = contacts[start : start + 500]
+                params: list[Any] = []
+                for contact in chunk:
+                    params.append(contact.pk)
+                    params.extend(_db_values(contact, fields, connection))
+                rows = ", ".join([placeholder] * len(chunk))
+                sql = f"UPDATE {table} AS t SET {targets} FROM (VALUES {rows}) AS v({alias}) "  # noqa: S608
+                cursor.execute(f"{sql}WHERE t.{pk_column} = v.{pk_column}", params)

@@ -34,6 +34,10 @@ TEXT_LIMITS: dict[str, int] = {
 }
 DATE_FIELDS = ("birth_date", "relationship_started_at", "relationship_ended_at")
 CHOICE_FIELDS: dict[str, Any] = {"gender": Gender, "relationship_status": RelationshipStatus}
+# ``TextChoices.values`` builds a new list on every access; these are read once per row.
+_CHOICE_VALUES: dict[str, frozenset[str]] = {
+    name: frozenset(choices.values) for name, choices in CHOICE_FIELDS.items()
+}
 FIELDS: tuple[str, ...] = (*TEXT_LIMITS, *DATE_FIELDS, *CHOICE_FIELDS)
 NAME_FIELDS = ("first_name", "last_name")
 CHANNEL_FIELDS = ("email", "phone")
@@ -135,7 +139,7 @@ def contact_clean(
         value = "" if data[name] is None else str(data[name]).strip().lower()
         if name == "relationship_status" and value == "":
             value = RelationshipStatus.NONE
-        if value and value not in choices.values:
+        if value and value not in _CHOICE_VALUES[name]:
             errors[name] = [f"“{value}” is not one of: {', '.join(choices.values)}."]
             continue
         out[name] = value
