@@ -12,6 +12,7 @@ urlpatterns = [
     path("audit/", include("carely.audit.urls")),
     path("privacy/", include("carely.privacy.urls")),
     path("contacts/", include("contacts.urls")),
+    path("files/", include("files.urls")),
     path("settings/api-keys/", include("carely.api.web_urls")),
     path("", include("carely.web.urls")),
 ]

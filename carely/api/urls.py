@@ -13,6 +13,7 @@ _public = {"authentication_classes": [], "permission_classes": [AllowAny], "thro
 urlpatterns = [
     path("v1/me", MeView.as_view(), name="me"),
     path("v1/", include("contacts.api.urls")),
+    path("v1/", include("files.api.urls")),
     path("schema/", SpectacularAPIView.as_view(**_public), name="schema"),
     path(
         "docs/",
