@@ -234,6 +234,9 @@ else:
         "BACKEND": "django.core.files.storage.FileSystemStorage",
         "OPTIONS": {"location": str(VAR_DIR / "media"), "base_url": "/media-not-public/"},
     }
+# Contact files (CNT-5): largest upload accepted; downloads on S3 are 60-second presigned URLs
+# (files.serving), so querystring_auth must stay on and the ACL private.
+CONTACT_FILE_MAX_BYTES = env.number("CONTACT_FILE_MAX_BYTES", 25 * 1024 * 1024, minimum=1)
 STORAGES = {
     "default": _default_storage,
     "staticfiles": {
