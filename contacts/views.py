@@ -187,7 +187,7 @@ def contact_detail(request: HttpRequest, contact_id: int) -> HttpResponse:
     contact = _contact(request, contact_id)
     history = _history_rows(request, contact)
     files_panel = _files_panel(request, contact)
-    _log_view(request, contact, DETAIL_FIELDS)
+    _log_view(request, contact, (*DETAIL_FIELDS, "files") if files_panel else DETAIL_FIELDS)
     context = {
         "contact": contact,
         "history": [row for row in history if not row["entry"].is_statement],

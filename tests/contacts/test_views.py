@@ -500,3 +500,19 @@ def test_staff_cannot_export(client, staff_a, org_a, ana):
     login(client, staff_a)
     assert client.post(f"/contacts/{ana.pk}/export/", {"purpose": "dsr"}).status_code == 403
     assert not _log(org_a, action="export").exists()
+
+
+def test_detail_includes_the_files_panel_when_the_files_app_provides_it(
+    client, staff_a, org_a, ana
+):
+    from django.template import TemplateDoesNotExist
+    from django.template.loader import get_template
+
+    try:
+        get_template("files/contact_files_panel.html")
+    except TemplateDoesNotExist:
+        pytest.skip("the files app has no contact panel here")
+    login(client, staff_a)
+    body = client.get(f"/contacts/{ana.pk}/").content.decode()
+    assert 'id="files"' in body
+    assert "files" in _log(org_a, subject_id=str(ana.pk)).get().what
