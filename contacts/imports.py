@@ -60,6 +60,13 @@ DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 DEFAULT_KEEP_DAYS = 7
 # An upload nobody starts is deleted after a day: it is a list of patients nobody asked for.
 UNSTARTED_KEEP = timedelta(days=1)
+# A 20 MB file imports in minutes; a job still "running" after this lost its worker (a crash
+# after the claim: the redelivered message finds the job claimed and does nothing).
+STALLED_AFTER = timedelta(hours=6)
+STALLED_MESSAGE = (
+    "The import stopped because the background worker stopped; rows counted here were "
+    "imported. Upload the file again: rows already imported come back as unchanged."
+)
 
 # The fields a column can go to, in the order the mapping screen lists them.
 TARGET_FIELDS: dict[str, str] = {
@@ -452,6 +459,8 @@ def contact_imports_purge(*, now: Any = None, dry_run: bool = False) -> int:
     """Delete the files of finished imports after the keep period and unstarted uploads after a
     day; the job rows keep their counts. Returns how many jobs had files deleted."""
     now = now or timezone.now()
+    if not dry_run:
+        _fail_stalled(now)
     finished = ImportJob.objects.filter(
         finished_at__lt=now - timedelta(days=import_keep_days()), files_purged_at__isnull=True
     )
@@ -468,3 +477,17 @@ def contact_imports_purge(*, now: Any = None, dry_run: bool = False) -> int:
                 default_storage.delete(name)
         ImportJob.objects.filter(pk=job.pk).update(upload="", rejected_file="", files_purged_at=now)
     return count
+
+
+def _fail_stalled(now: Any) -> None:
+    stalled = ImportJob.objects.filter(
+        state=ImportState.RUNNING, started_at__lt=now - STALLED_AFTER
+    ).select_related("organisation")
+    for job in stalled:
+        # Claimed by a conditional update, so two purges never finish one job twice.
+        claimed = ImportJob.objects.filter(pk=job.pk, state=ImportState.RUNNING).update(
+            state=ImportState.FAILED
+        )
+        if claimed:
+            with acting_as(Actor.system("contact_imports_purge")):
+                _finish(job, STALLED_MESSAGE)

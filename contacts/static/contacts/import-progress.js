@@ -4,6 +4,7 @@
   "use strict";
   var bar = document.getElementById("import-progress");
   var counts = document.getElementById("import-counts");
+  var heading = document.getElementById("progress-heading");
   if (!bar || !window.fetch) { return; }
   var statusUrl = bar.getAttribute("data-status-url");
   var template = counts ? counts.textContent.trim() : "";
@@ -11,6 +12,9 @@
 
   function show(status) {
     bar.value = status.percent;
+    if (heading && status.state === "running" && heading.getAttribute("data-running")) {
+      heading.textContent = heading.getAttribute("data-running");
+    }
     bar.textContent = status.percent + "%";
     if (counts) {
       // Replace the numbers of the server-rendered sentence in order, keeping its language.
