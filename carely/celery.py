@@ -22,4 +22,9 @@ app.conf.beat_schedule = {
         "task": "carely.api.tasks.idempotency_records_purge",
         "schedule": timedelta(hours=1),
     },
+    # Rejected-row files of finished imports, abandoned uploads and stalled jobs.
+    "contact-imports-purge": {
+        "task": "contacts.tasks.contact_imports_purge",
+        "schedule": timedelta(hours=24),
+    },
 }
