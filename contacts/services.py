@@ -61,7 +61,7 @@ class ContactRestricted(Exception):
     def __init__(self, contact: Contact) -> None:
         self.contact_id = contact.pk
         super().__init__(
-            f"Contact #{contact.pk} is restricted (CNT-4): it is only stored and cannot be "
+            f"Contact #{contact.pk} is restricted: it is only stored and cannot be "
             "changed. Lift the restriction first, after informing the person."
         )
 

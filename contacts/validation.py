@@ -157,8 +157,7 @@ def contact_clean(
             errors["birth_date"] = ["The birth date is in the future."]
         elif age_on(birth_date, today) < MINIMUM_AGE:
             errors["birth_date"] = [
-                "Contacts under 13 cannot be registered. Register the parent or guardian "
-                "instead (CNT-6)."
+                "Contacts under 13 cannot be registered. Register the parent or guardian instead."
             ]
     merged = {**(current or {}), **out}
     started, ended = merged.get("relationship_started_at"), merged.get("relationship_ended_at")
