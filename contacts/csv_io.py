@@ -337,6 +337,7 @@ def rejected_rows_csv(
     *,
     header: Sequence[str] = (),
     bom: bool = True,
+    delimiter: str = ",",
 ) -> Iterator[str]:
     """The downloadable CSV of rejected rows: row number, errors, then the original cells.
 
@@ -344,7 +345,8 @@ def rejected_rows_csv(
     header; that way the errors column always lines up. Errors read "field: message; field:
     message". Every cell goes through carely.lib.safe_csv, so an ``=cmd()`` cell is written as
     text. ``bom`` starts the file with a byte-order mark, without which Excel reads UTF-8 as
-    Windows-1250 and garbles č, š and ž. Pass rejections in row order.
+    Windows-1250 and garbles č, š and ž. ``delimiter`` should be the uploaded file's, so the
+    report opens in columns wherever the original did. Pass rejections in row order.
     """
     if bom:
         yield "\ufeff"
@@ -352,7 +354,7 @@ def rejected_rows_csv(
         [rejection.row, format_errors(rejection.errors), *rejection.cells]
         for rejection in rejections
     )
-    yield from csv_lines(["row", "errors", *header], rows)
+    yield from csv_lines(["row", "errors", *header], rows, delimiter=delimiter)
 
 
 def format_errors(errors: Mapping[str, str | Sequence[str]]) -> str:

@@ -449,7 +449,9 @@ def import_rejections_first(*, job: ImportJob, n: int = 50) -> list[Rejection]:
 
 def import_rejected_csv(*, job: ImportJob) -> Iterator[str]:
     """The download: row, errors, then the original cells; every cell formula-safe."""
-    return rejected_rows_csv(import_rejections(job=job), header=job.header)
+    return rejected_rows_csv(
+        import_rejections(job=job), header=job.header, delimiter=job.delimiter or ","
+    )
 
 
 # --- retention -----------------------------------------------------------------------------

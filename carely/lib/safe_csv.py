@@ -30,9 +30,15 @@ class _Echo:
         return value
 
 
-def csv_lines(header: Iterable[str], rows: Iterable[Iterable[Any]]) -> Iterator[str]:
-    """Yield CSV text line by line (for StreamingHttpResponse), header first, every cell safe."""
-    writer = csv.writer(_Echo())
+def csv_lines(
+    header: Iterable[str], rows: Iterable[Iterable[Any]], *, delimiter: str = ","
+) -> Iterator[str]:
+    """Yield CSV text line by line (for StreamingHttpResponse), header first, every cell safe.
+
+    ``delimiter``: Slovenian Excel lists with ";", so a file that goes back to the person who
+    uploaded one (rejected import rows) uses the separator their file had.
+    """
+    writer = csv.writer(_Echo(), delimiter=delimiter)
     yield writer.writerow([safe_cell(cell) for cell in header])
     for row in rows:
         yield writer.writerow([safe_cell(cell) for cell in row])
