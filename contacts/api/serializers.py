@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any, ClassVar
 
+from django.utils import timezone
 from rest_framework import serializers
 
-from contacts.models import Contact, Gender, RelationshipStatus
+from contacts.models import Contact, ContactChange, Gender, RelationshipStatus
 
 CONTACT_FIELDS: tuple[str, ...] = (
     "first_name",
@@ -119,3 +121,68 @@ class BulkUpsertOutSerializer(serializers.Serializer[Any]):
     unchanged = serializers.IntegerField()
     rejected = serializers.IntegerField()
     results = RowResultSerializer(many=True)
+
+
+class RestrictInSerializer(serializers.Serializer[Any]):
+    reason = serializers.CharField(
+        max_length=500,
+        trim_whitespace=True,
+        help_text="Why the contact is restricted, for example the data-subject request number.",
+    )
+
+
+class LiftRestrictionInSerializer(serializers.Serializer[Any]):
+    informed_at = serializers.DateTimeField(
+        help_text="When the person was told the restriction will be lifted (ISO 8601); "
+        "not in the future."
+    )
+    informed_how = serializers.CharField(
+        max_length=200,
+        trim_whitespace=True,
+        help_text="How the person was told, for example “e-mail to the address on file”.",
+    )
+
+    def validate_informed_at(self, value: dt.datetime) -> dt.datetime:
+        if value > timezone.now():
+            raise serializers.ValidationError("The time the person was informed is in the future.")
+        return value
+
+
+class RestrictionStateSerializer(serializers.ModelSerializer[Contact]):
+    restricted = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Contact
+        fields: ClassVar = [
+            "id",
+            "restricted",
+            "restricted_at",
+            "restriction_lifted_at",
+            "restriction_lift_informed_at",
+            "restriction_lift_informed_how",
+        ]
+        read_only_fields = fields
+
+    def get_restricted(self, obj: Contact) -> bool:
+        return obj.is_restricted
+
+
+class StatementInSerializer(serializers.Serializer[Any]):
+    statement = serializers.CharField(
+        trim_whitespace=True,
+        help_text="The supplementary statement that completes the record (DSR-8).",
+    )
+    reason = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=500,
+        trim_whitespace=True,
+        help_text="Why it is added, for example the data-subject request number.",
+    )
+
+
+class StatementOutSerializer(serializers.ModelSerializer[ContactChange]):
+    class Meta:
+        model = ContactChange
+        fields: ClassVar = ["id", "contact", "statement", "reason", "created_at"]
+        read_only_fields = fields

@@ -1,4 +1,5 @@
-"""``/api/v1/contacts/``: create, list and search, read, change, bulk upsert (CNT-1..CNT-4)."""
+"""``/api/v1/contacts/``: create, list and search, read, change, bulk upsert, restrict and lift,
+supplementary statements (CNT-1..CNT-4, DSR-8)."""
 
 from __future__ import annotations
 
@@ -21,13 +22,22 @@ from contacts.api.serializers import (
     ContactInSerializer,
     ContactPatchSerializer,
     ContactSerializer,
+    LiftRestrictionInSerializer,
+    RestrictInSerializer,
+    RestrictionStateSerializer,
+    StatementInSerializer,
+    StatementOutSerializer,
 )
 from contacts.models import Contact, RelationshipStatus, SourceKind
 from contacts.services import (
     BULK_UPSERT_LIMIT,
     ContactInvalid,
     ContactRestricted,
+    RestrictionError,
     contact_create,
+    contact_lift_restriction,
+    contact_restrict,
+    contact_statement_add,
     contact_update,
     contacts_bulk_upsert,
 )
@@ -37,6 +47,12 @@ class ContactRestrictedError(exceptions.APIException):
     status_code = status.HTTP_409_CONFLICT
     default_code = "contact_restricted"
     default_detail = "The contact is restricted and cannot be changed."
+
+
+class RestrictionStateError(exceptions.APIException):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "restriction_state"
+    default_detail = "The contact's restriction does not allow this."
 
 
 def _invalid(exc: ContactInvalid) -> exceptions.ValidationError:
@@ -178,3 +194,80 @@ class ContactViewSet(OrganisationScopedViewSet, mixins.ListModelMixin, mixins.Re
                 ],
             }
         )
+
+    @extend_schema(
+        request=RestrictInSerializer,
+        responses={200: RestrictionStateSerializer},
+        description="Restrict the contact (CNT-4): from now on it is only stored. "
+        "409 if it is already restricted.",
+    )
+    @action(
+        detail=True,
+        methods=["post"],
+        url_path="restrict",
+        url_name="restrict",
+        serializer_class=RestrictionStateSerializer,
+    )
+    def restrict(self, request: Request, pk: str | None = None) -> Response:
+        contact = self.get_object()
+        incoming = RestrictInSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        try:
+            contact_restrict(contact=contact, reason=incoming.validated_data["reason"])
+        except RestrictionError as exc:
+            raise RestrictionStateError(str(exc)) from exc
+        return Response(RestrictionStateSerializer(contact).data)
+
+    @extend_schema(
+        request=LiftRestrictionInSerializer,
+        responses={200: RestrictionStateSerializer},
+        description="Lift the contact's restriction (CNT-4), recording when and how the person "
+        "was informed. 409 if it is not restricted.",
+    )
+    @action(
+        detail=True,
+        methods=["post"],
+        url_path="lift-restriction",
+        url_name="lift-restriction",
+        serializer_class=RestrictionStateSerializer,
+    )
+    def lift_restriction(self, request: Request, pk: str | None = None) -> Response:
+        contact = self.get_object()
+        incoming = LiftRestrictionInSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        try:
+            contact_lift_restriction(
+                contact=contact,
+                informed_at=incoming.validated_data["informed_at"],
+                informed_how=incoming.validated_data["informed_how"],
+            )
+        except RestrictionError as exc:
+            raise RestrictionStateError(str(exc)) from exc
+        return Response(RestrictionStateSerializer(contact).data)
+
+    @extend_schema(
+        request=StatementInSerializer,
+        responses={201: StatementOutSerializer},
+        description="Add a supplementary statement that completes the record (DSR-8); it is "
+        "kept in the contact's history.",
+    )
+    @action(
+        detail=True,
+        methods=["post"],
+        url_path="statements",
+        url_name="statements",
+        serializer_class=StatementOutSerializer,
+    )
+    def statements(self, request: Request, pk: str | None = None) -> Response:
+        contact = self.get_object()
+        incoming = StatementInSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        try:
+            change = contact_statement_add(
+                contact=contact,
+                statement=incoming.validated_data["statement"],
+                reason=incoming.validated_data.get("reason", ""),
+            )
+        except ContactInvalid as exc:
+            raise _invalid(exc) from exc
+        return Response(StatementOutSerializer(change).data, status=status.HTTP_201_CREATED)
