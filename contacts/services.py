@@ -11,20 +11,22 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import connections, transaction
-from django.db.models import Q
+from django.db.models import BooleanField, Q
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from carely.audit.context import current_actor, current_request_id
 from carely.audit.services import audit_record
+from carely.lib.keyed_hash import keyed_hash
 from carely.lib.normalise import InvalidPhoneNumber
 from carely.orgs.models import Organisation
 from carely.orgs.suspension import suspension_check_write
-from carely.privacy.crypto import encrypt
+from carely.privacy.crypto import Keyring, encrypt, keyring
 from carely.privacy.fields import BlindIndexField, blind_indexes
 from contacts.models import ChangeKind, Contact, ContactChange, SourceKind
 from contacts.validation import (
@@ -293,13 +295,20 @@ def _contact_indexes() -> dict[str, BlindIndexField]:
     return blind_indexes(Contact)
 
 
-def _digests(values: Mapping[str, Any], region: str) -> dict[str, str]:
-    """``{"email": digest, ...}`` of the match keys present in ``values``."""
+def _digests(values: Mapping[str, Any], region: str, *, cleaned: bool = False) -> dict[str, str]:
+    """``{"email": digest, ...}`` of the match keys present in ``values``.
+
+    ``cleaned``: the values come from ``contact_clean``, whose e-mail and external id already are
+    their normal forms (lower-cased and stripped, stripped), so they are hashed as they are
+    instead of being normalised a second time."""
     indexes = _contact_indexes()
     out: dict[str, str] = {}
     for key in MATCH_KEYS:
         value = values.get(key)
         if not value:
+            continue
+        if cleaned and key != "phone" and value.__class__ is str:
+            out[key] = keyed_hash(value, purpose=indexes[key].kind)
             continue
         try:
             digest = indexes[key].digest(value, region=region)
@@ -404,11 +413,12 @@ def contacts_bulk_upsert(
             results.append(RowResult(index, "rejected", errors=exc.errors))
             continue
         results.append(RowResult(index, "pending"))
-        cleaned_rows.append((index, cleaned, _digests(cleaned, region)))
+        cleaned_rows.append((index, cleaned, _digests(cleaned, region, cleaned=True)))
 
     known = _known_matches(organisation, cleaned_rows)
     pending: dict[int, _Pending] = {}  # by id() of the contact object (one object per contact)
     now = timezone.now()
+    new_contact = _contact_factory(organisation, source_kind, now)
     for index, cleaned, digests in cleaned_rows:
         result = results[index]
         match: Contact | None = None
@@ -433,15 +443,7 @@ def contacts_bulk_upsert(
             if missing:
                 result.status, result.errors = "rejected", missing
                 continue
-            contact = Contact(
-                organisation=organisation,
-                source_kind=source_kind,
-                created_at=now,
-                updated_at=now,
-                **cleaned,
-            )
-            for key, index_field in indexes.items():
-                setattr(contact, index_field.attname, digests.get(key))
+            contact = new_contact(cleaned, digests)
             pending[id(contact)] = _Pending(contact, new=True)
             for key, digest in digests.items():
                 known[key].setdefault(digest, []).append(contact)
@@ -512,6 +514,50 @@ def contacts_bulk_upsert(
     return results
 
 
+def _contact_factory(
+    organisation: Organisation, source_kind: str, now: dt.datetime
+) -> Callable[[Mapping[str, Any], Mapping[str, str]], Contact]:
+    """``new_contact(cleaned, digests)``: the unsaved ``Contact`` that
+    ``Contact(organisation=..., source_kind=..., created_at=now, updated_at=now, **cleaned)`` with
+    its blind indexes set gives, about 3x faster: the model is built from positional values
+    (Django's fast path, signals included) over defaults computed once per batch."""
+    indexes = _contact_indexes()
+    fields = Contact._meta.concrete_fields
+    position = {f.attname: i for i, f in enumerate(fields)}
+    given = {
+        "organisation_id": organisation.pk,
+        "source_kind": source_kind,
+        "created_at": now,
+        "updated_at": now,
+    }
+    template: list[Any] = []
+    per_row: list[tuple[int, Any]] = []  # callable defaults not given: called for each contact
+    for i, f in enumerate(fields):
+        if f.attname in given:
+            template.append(given[f.attname])
+        elif f.has_default() and callable(f.default):
+            template.append(None)
+            per_row.append((i, f))
+        else:
+            template.append(f.get_default())
+    index_positions = [(key, position[f.attname]) for key, f in indexes.items()]
+    organisation_field = Contact._meta.get_field("organisation")
+
+    def new_contact(cleaned: Mapping[str, Any], digests: Mapping[str, str]) -> Contact:
+        values = template.copy()
+        for i, f in per_row:
+            values[i] = f.get_default()
+        for name, value in cleaned.items():
+            values[position[name]] = value
+        for key, i in index_positions:
+            values[i] = digests.get(key)
+        contact = Contact(*values)
+        organisation_field.set_cached_value(contact, organisation)  # as organisation=... does
+        return contact
+
+    return new_contact
+
+
 def _known_matches(
     organisation: Organisation, cleaned_rows: Sequence[tuple[int, dict[str, Any], dict[str, str]]]
 ) -> dict[str, dict[str, list[Contact]]]:
@@ -528,9 +574,24 @@ def _known_matches(
         compared.update(cleaned)
         for key, digest in digests.items():
             wanted[key].add(digest)
+    connection = connections[Contact.objects.db]
     condition = Q()
     for key in MATCH_KEYS:
-        if wanted[key]:
+        if not wanted[key]:
+            continue
+        if connection.vendor == "postgresql":
+            # One array parameter instead of one per digest: the client binds a 3,000-value
+            # IN list slowly, and ANY(array) uses the same index.
+            quote = connection.ops.quote_name
+            name = indexes[key].column or indexes[key].attname
+            column = f"{quote(Contact._meta.db_table)}.{quote(name)}"
+            # Only quoted model names go into the SQL; the digests are one parameter.
+            condition |= Q(
+                RawSQL(  # noqa: S611
+                    f"{column} = ANY(%s)", [sorted(wanted[key])], output_field=BooleanField()
+                )
+            )
+        else:
             condition |= Q(**{f"{indexes[key].attname}__in": wanted[key]})
     if not condition:
         return known
@@ -562,17 +623,38 @@ def _known_matches(
 _PLAIN_TYPES = frozenset({str, int, bool, dt.date})
 
 
-def _db_values(contact: Contact, fields: Sequence[Any], connection: Any) -> list[Any]:
-    """The column values of ``fields``, as ``get_db_prep_save`` gives them but without its
-    generic conversions for the common types (about 3x faster on a 26-column row)."""
+def _column_plan(fields: Sequence[Any]) -> list[tuple[str, bytes | None, Any]]:
+    """``(attname, associated data or None when not encrypted, field)`` of each field, worked
+    out once per batch instead of once per value."""
+    return [(f.attname, f.aad() if getattr(f, "encrypted", False) else None, f) for f in fields]
+
+
+def _db_values(
+    contact: Contact,
+    plan: Sequence[tuple[str, bytes | None, Any]],
+    connection: Any,
+    ring: Keyring,
+) -> list[Any]:
+    """The column values of ``plan``'s fields on PostgreSQL, as ``get_db_prep_save`` gives them
+    but without its generic conversions for the common types (about 3x faster on a 26-column
+    row): text and dates of encrypted fields are encrypted with ``ring`` (read once per batch),
+    plain values and aware datetimes (which the PostgreSQL backend passes through) go as is."""
     out: list[Any] = []
-    for f in fields:
-        value = getattr(contact, f.attname)
-        if getattr(f, "encrypted", False):
-            if value.__class__ is str:
-                out.append(encrypt(value, f.aad()) if value else "")
+    for attname, aad, f in plan:
+        value = getattr(contact, attname)
+        cls = value.__class__
+        if aad is not None:
+            if cls is str:
+                out.append(encrypt(value, aad, ring=ring) if value else "")
                 continue
-        elif value is None or value.__class__ in _PLAIN_TYPES:
+            if cls is dt.date:
+                out.append(encrypt(f.to_text(value), aad, ring=ring))
+                continue
+        elif (
+            value is None
+            or cls in _PLAIN_TYPES
+            or (cls is dt.datetime and value.tzinfo is not None)
+        ):
             out.append(value)
             continue
         out.append(f.get_db_prep_save(value, connection))
@@ -596,6 +678,8 @@ def _insert_contacts(new: list[Contact]) -> None:
     fields: list[Any] = [f for f in meta.concrete_fields if not f.primary_key]
     table = connection.ops.quote_name(meta.db_table)
     columns = ", ".join(connection.ops.quote_name(f.column) for f in [pk, *fields])
+    ring = keyring()
+    plan = _column_plan(fields)
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
@@ -605,7 +689,7 @@ def _insert_contacts(new: list[Contact]) -> None:
         with cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
             for contact, pk in zip(new, ids, strict=True):
                 contact.pk = pk
-                copy.write_row([pk, *_db_values(contact, fields, connection)])
+                copy.write_row([pk, *_db_values(contact, plan, connection, ring)])
     for contact in new:
         contact._state.adding = False
         contact._state.db = connection.alias
@@ -636,9 +720,11 @@ def _update_contacts(changed: list[_Pending]) -> None:
     pk: Any = meta.pk
     table = quote(meta.db_table)
     pk_column = quote(pk.column)
+    ring = keyring()
     with connection.cursor() as cursor:
         for names, contacts in groups.items():
             fields: list[Any] = [meta.get_field(name) for name in names]
+            plan = _column_plan(fields)
             casts = [f"%s::{pk.db_type(connection)}"]
             casts += [f"%s::{f.db_type(connection)}" for f in fields]
             placeholder = f"({', '.join(casts)})"
@@ -649,7 +735,7 @@ def _update_contacts(changed: list[_Pending]) -> None:
                 params: list[Any] = []
                 for contact in chunk:
                     params.append(contact.pk)
-                    params.extend(_db_values(contact, fields, connection))
+                    params.extend(_db_values(contact, plan, connection, ring))
                 rows = ", ".join([placeholder] * len(chunk))
                 sql = f"UPDATE {table} AS t SET {targets} FROM (VALUES {rows}) AS v({alias}) "  # noqa: S608
                 cursor.execute(f"{sql}WHERE t.{pk_column} = v.{pk_column}", params)

@@ -42,6 +42,8 @@ FIELDS: tuple[str, ...] = (*TEXT_LIMITS, *DATE_FIELDS, *CHOICE_FIELDS)
 NAME_FIELDS = ("first_name", "last_name")
 CHANNEL_FIELDS = ("email", "phone")
 
+# What "%d.%m.%Y" reads, in ASCII digits only: 1-2 digit day and month, 4-digit year.
+_DMY = re.compile(r"([0-9]{1,2})\.([0-9]{1,2})\.([0-9]{4})")
 _LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,4})?$")
 
 Errors = dict[str, list[str]]
@@ -82,6 +84,12 @@ def _date(value: Any) -> dt.date | None:
         return dt.date.fromisoformat(text)
     except ValueError:
         pass
+    plain = _DMY.fullmatch(text)
+    if plain is not None:  # "21.3.1984" without strptime (~10x faster); anything odd falls through
+        try:
+            return dt.date(int(plain[3]), int(plain[2]), int(plain[1]))
+        except ValueError:
+            pass
     for fmt in ("%d.%m.%Y", "%d. %m. %Y"):  # how Slovenian clinics write dates
         try:
             return dt.datetime.strptime(text, fmt).date()

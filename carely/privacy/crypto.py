@@ -65,8 +65,12 @@ def _b64decode(text: str) -> bytes:
     return base64.b64decode(padded.replace("-", "+").replace("_", "/"), validate=True)
 
 
+# base64url without the extra copies of base64.urlsafe_b64encode (one per encrypted value).
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+
+
 def _b64encode(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+    return binascii.b2a_base64(data, newline=False).translate(_URLSAFE).rstrip(b"=").decode("ascii")
 
 
 def parse_field_keys(value: str, *, variable: str = FIELD_KEYS_VARIABLE) -> Keyring:

@@ -131,3 +131,65 @@ def test_an_email_match_with_another_external_id_is_someone_else(org_a):
     )
     assert results[0].status == "created" and results[0].id != parent.pk
     assert (results[1].status, results[1].id) == ("unchanged", parent.pk)
+
+
+@pytest.mark.obligation("CNT-2")
+def test_a_new_row_is_the_contact_the_model_constructor_would_build(org_a):
+    (result,) = _upsert(
+        org_a,
+        [{"first_name": " Ana ", "email": " Ana@Primer.SI ", "external_id": " X-1 "}],
+    )
+    built = result.contact
+    assert built is not None and built.pk == result.id and not built._state.adding
+    # The organisation is the caller's object (no query), the defaults are the model's.
+    assert built.organisation is org_a and built.source_kind == "import"
+    assert (built.first_name, built.email, built.external_id) == ("Ana", "ana@primer.si", "X-1")
+    assert built.relationship_status == "none" and built.guardian_id is None
+    assert built.created_at == built.updated_at
+    stored = Contact.objects.get(pk=result.id)
+    for f in Contact._meta.concrete_fields:
+        assert getattr(stored, f.attname) == getattr(built, f.attname), f.attname
+    # The digests of the cleaned values (hashed without normalising again) find the contact by
+    # any spelling of the keys.
+    assert Contact.objects.filter_blind(email="ANA@primer.si ").get() == stored
+    assert Contact.objects.filter_blind(external_id="X-1").get() == stored
+
+
+@pytest.mark.obligation("CNT-2")
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("3.4.1990", dt.date(1990, 4, 3)),
+        ("03.04.1990", dt.date(1990, 4, 3)),
+        ("3. 4. 1990", dt.date(1990, 4, 3)),
+        ("1990-04-03", dt.date(1990, 4, 3)),
+        ("29.2.2000", dt.date(2000, 2, 29)),
+        ("29.2.1999", None),
+        ("31.4.1990", None),
+        ("0.4.1990", None),
+        ("3.13.1990", None),
+        ("3.4.90", None),
+        ("٣.4.1990", None),  # not ASCII digits: strptime refuses it too
+    ],
+)
+def test_day_month_year_dates_read_as_strptime_would(org_a, text, expected):
+    (result,) = _upsert(
+        org_a, [{"first_name": "Ana", "email": "ana@primer.si", "birth_date": text}]
+    )
+    if expected is None:
+        assert result.status == "rejected" and "birth_date" in result.errors
+    else:
+        assert result.status == "created"
+        assert Contact.objects.get(pk=result.id).birth_date == expected
+
+
+def test_blind_indexes_follow_a_changed_key_and_purposes_stay_checked(settings):
+    from carely.lib.keyed_hash import keyed_hash
+
+    before = keyed_hash("ana@primer.si", purpose="email")
+    assert keyed_hash("ana@primer.si", purpose="phone") != before
+    settings.BLIND_INDEX_KEY = "A" * 43 + "="  # 32 bytes of another key
+    after = keyed_hash("ana@primer.si", purpose="email")
+    assert after != before
+    with pytest.raises(ValueError, match="snake_case"):
+        keyed_hash("x", purpose="Not A Purpose")
