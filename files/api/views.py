@@ -22,6 +22,7 @@ from rest_framework.response import Response
 from carely.api.views import OrganisationScopedViewSet
 from carely.audit.access_log import access_log_record
 from carely.audit.models import AccessAction, AccessPurpose
+from contacts.api.views import ContactRestrictedError
 from contacts.models import Contact
 from files import selectors
 from files.api.serializers import ContactFileSerializer, ContactFileUploadSerializer
@@ -39,12 +40,6 @@ class FileTooLargeError(exceptions.APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_code = "file_too_large"
     default_detail = "The file is too large."
-
-
-class ContactRestrictedError(exceptions.APIException):
-    status_code = status.HTTP_409_CONFLICT
-    default_code = "contact_restricted"
-    default_detail = "The contact is restricted; no file can be added."
 
 
 class ContactFileListViewSet(OrganisationScopedViewSet):
