@@ -27,4 +27,9 @@ app.conf.beat_schedule = {
         "task": "contacts.tasks.contact_imports_purge",
         "schedule": timedelta(hours=24),
     },
+    # Consent given without a relationship lapses after two years (CON-5).
+    "consent-lapse": {
+        "task": "consent.tasks.consent_lapse_run",
+        "schedule": timedelta(hours=24),
+    },
 }

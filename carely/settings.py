@@ -93,6 +93,7 @@ INSTALLED_APPS = [
     "carely.web",
     "contacts",
     "files",
+    "consent",
 ]
 
 MIDDLEWARE = [

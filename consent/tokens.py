@@ -1,0 +1,54 @@
+"""Unsubscribe tokens (CON-2, MSG-8): a signed, non-guessable reference to one contact of one
+organisation, optionally for one purpose.
+
+``django.core.signing`` with a salt of its own: the token is the payload and an HMAC-SHA256
+under SECRET_KEY, so it cannot be forged or altered, and a token made for another use of the
+same key (a session, a password reset) is not accepted here. The organisation id is inside the
+signed payload: whoever reads a token must look the contact up in *that* organisation only, so
+a token of one clinic can never reach another's contact. No expiry: an unsubscribe link in an
+old e-mail must keep working (CON-2: withdrawing is as easy as giving).
+"""
+
+from __future__ import annotations
+
+from django.core import signing
+
+from contacts.models import Contact
+
+SALT = "carely.consent.unsubscribe.v1"
+
+
+class UnsubscribeTokenInvalid(ValueError):
+    """The token is damaged, forged or not an unsubscribe token."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "This unsubscribe link is not valid. It may have been cut short when it was copied; "
+            "open it again from the message, or contact the clinic to unsubscribe."
+        )
+
+
+def unsubscribe_token_make(contact: Contact, purpose: str | None = None) -> str:
+    """A URL-safe token for ``contact`` (and ``purpose``, a slug, or None for every purpose)."""
+    payload: dict[str, object] = {"o": contact.organisation_id, "c": contact.pk}
+    if purpose:
+        payload["p"] = purpose
+    return signing.dumps(payload, salt=SALT, compress=True)
+
+
+def unsubscribe_token_read(token: str) -> tuple[int, int, str | None]:
+    """``(organisation_id, contact_id, purpose slug or None)``; raises
+    ``UnsubscribeTokenInvalid`` for anything that is not a token this module made."""
+    try:
+        payload = signing.loads(str(token or "").strip(), salt=SALT)
+    except signing.BadSignature:
+        raise UnsubscribeTokenInvalid() from None
+    if not isinstance(payload, dict):
+        raise UnsubscribeTokenInvalid()
+    organisation_id, contact_id = payload.get("o"), payload.get("c")
+    purpose = payload.get("p")
+    if not isinstance(organisation_id, int) or not isinstance(contact_id, int):
+        raise UnsubscribeTokenInvalid()
+    if purpose is not None and not isinstance(purpose, str):
+        raise UnsubscribeTokenInvalid()
+    return organisation_id, contact_id, purpose
