@@ -8,18 +8,18 @@
 
 PostgreSQL only, in a migrated database of its own. In the same run:
 
-- csv: a generated Windows-1250 CSV (';', Slovenian headers) is streamed with
-  ``contacts.csv_io.open_csv`` + ``apply_mapping`` and written with ``contacts_bulk_upsert`` in
-  batches of 1,000, the calls the import task makes, into a scratch organisation that already
-  holds ``--existing`` contacts; about 20% of the rows match existing ones (half by external id,
-  half by e-mail) and change them, the rest are new.
+- csv: a generated Windows-1250 CSV (';', Slovenian headers) is uploaded and mapped as the UI
+  does it, then the import worker's own ``contact_import_run`` is timed (streaming, reading and
+  validation one batch ahead in its forked child, writes in batches of 1,000, progress saves),
+  into a scratch organisation that already holds ``--existing`` contacts; about 20% of the rows
+  match existing ones (half by external id, half by e-mail) and change them, the rest are new.
 - api: the same rows as ``POST /api/v1/contacts/bulk-upsert/`` in batches of 1,000, through
   Django's test client in this process (full middleware, API-key authentication, throttling,
   DRF parsing and the response), into a second scratch organisation with the same contacts.
 - copy: the same rows with ``COPY`` into a bare temporary table (the floor).
 - bulk_create: the same rows with ``bulk_create`` into an unencrypted scratch table, no
   validation (object construction included).
-- memory: the CSV path again over its first ``--memory-rows`` rows under tracemalloc (peak of
+- memory: the CSV path again over a file of ``--memory-rows`` rows under tracemalloc (peak of
   Python allocations; a streaming import does not grow with the file), and ru_maxrss of the
   process after the timed CSV import.
 - search: an organisation grown to ``--search-size`` contacts (written directly with COPY, blind
@@ -65,9 +65,12 @@ from carely.api.services import api_key_create  # noqa: E402
 from carely.orgs.models import Organisation  # noqa: E402
 from carely.privacy.crypto import encrypt, keyring  # noqa: E402
 from carely.privacy.fields import blind_indexes  # noqa: E402
-from contacts.csv_io import apply_mapping, open_csv  # noqa: E402
-from contacts.models import Contact  # noqa: E402
-from contacts.services import contacts_bulk_upsert  # noqa: E402
+from contacts.imports import (  # noqa: E402
+    contact_import_map,
+    contact_import_run,
+    contact_import_upload,
+)
+from contacts.models import Contact, ImportJob, ImportState  # noqa: E402
 
 BATCH = 1000
 FIRST = [
@@ -217,35 +220,38 @@ def clean_up(organisations: list[Organisation]) -> None:
         cursor.execute("DELETE FROM contacts_contactchange WHERE organisation_id = ANY(%s)", [ids])
         cursor.execute("DELETE FROM contacts_contact WHERE organisation_id = ANY(%s)", [ids])
     ApiKey.objects.filter(organisation_id__in=ids).delete()
+    for job in ImportJob.objects.filter(organisation_id__in=ids):
+        for stored in (job.upload, job.rejected_file):
+            if stored.name:
+                stored.delete(save=False)
+        job.delete()
 
 
 # --- the paths ---------------------------------------------------------------------------------
 
 
-def csv_import(organisation: Organisation, path: Path, limit: int | None = None) -> dict[str, int]:
-    """The import task's calls: stream, map, upsert in batches of 1,000."""
-    counts = {"created": 0, "updated": 0, "unchanged": 0, "rejected": 0, "rows": 0}
-
-    def flush(batch: list[dict[str, str]]) -> None:
-        for result in contacts_bulk_upsert(
-            organisation=organisation, rows=batch, source_kind="import"
-        ):
-            counts[result.status] += 1
-        counts["rows"] += len(batch)
-
+def csv_import(organisation: Organisation, path: Path) -> tuple[float, dict[str, int]]:
+    """The import worker itself: the file is uploaded and mapped as the UI does it (outside the
+    timing), then ``contact_import_run`` (the Celery task's one call) is timed: streaming,
+    read-ahead validation, batched writes, progress saves and the rejected-rows file."""
     with path.open("rb") as stream:
-        reader = open_csv(stream, max_bytes=None)
-        batch: list[dict[str, str]] = []
-        for _, row in reader:
-            batch.append(apply_mapping(row, HEADER))
-            if len(batch) >= BATCH:
-                flush(batch)
-                batch = []
-                if limit is not None and counts["rows"] >= limit:
-                    return counts
-        if batch:
-            flush(batch)
-    return counts
+        job = contact_import_upload(organisation=organisation, user=None, uploaded=stream)
+    contact_import_map(job=job, mapping=HEADER)
+    ImportJob.objects.filter(pk=job.pk).update(queued_at=timezone.now())
+    began = time.perf_counter()
+    contact_import_run(job_id=job.pk)
+    seconds = time.perf_counter() - began
+    job.refresh_from_db()
+    if job.state != ImportState.COMPLETED:
+        raise SystemExit(f"the import ended {job.state}: {job.error}")
+    counts = {
+        "created": job.created,
+        "updated": job.updated,
+        "unchanged": job.unchanged,
+        "rejected": job.rejected,
+        "rows": job.total,
+    }
+    return seconds, counts
 
 
 def api_import(
@@ -371,9 +377,7 @@ def main() -> None:
             org_csv = scratch_organisation("csv")
             organisations.append(org_csv)
             fill(org_csv, 0, args.existing)
-            began = time.perf_counter()
-            counts = csv_import(org_csv, path)
-            csv_seconds = time.perf_counter() - began
+            csv_seconds, counts = csv_import(org_csv, path)
             result["csv_maxrss_mb"] = round(
                 resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1
             )
@@ -381,8 +385,10 @@ def main() -> None:
 
             org_memory = scratch_organisation("memory")
             organisations.append(org_memory)
+            small = Path(folder) / "memory.csv"
+            write_csv(small, min(args.memory_rows, args.rows), args.existing)
             tracemalloc.start()
-            csv_import(org_memory, path, limit=args.memory_rows)
+            csv_import(org_memory, small)
             result["csv_tracemalloc_peak_mb"] = round(tracemalloc.get_traced_memory()[1] / 2**20, 1)
             result["csv_tracemalloc_rows"] = min(args.memory_rows, args.rows)
             tracemalloc.stop()

@@ -238,6 +238,11 @@ else:
 # Contact files (CNT-5): largest upload accepted; downloads on S3 are 60-second presigned URLs
 # (files.serving), so querystring_auth must stay on and the ACL private.
 CONTACT_FILE_MAX_BYTES = env.number("CONTACT_FILE_MAX_BYTES", 25 * 1024 * 1024, minimum=1)
+# CSV imports of at least this many bytes (about 13,000 rows a MiB) read and validate in a forked
+# child process while the worker writes (ADR 0008); smaller ones are not worth the fork.
+CONTACT_IMPORT_PARALLEL_MIN_BYTES = env.number(
+    "CONTACT_IMPORT_PARALLEL_MIN_BYTES", 1024 * 1024, minimum=0
+)
 STORAGES = {
     "default": _default_storage,
     "staticfiles": {

@@ -8,8 +8,10 @@ The lifecycle of an ``ImportJob``::
     contact_import_run     -> running -> completed | failed   (the Celery task's one call)
     contact_imports_purge  -> files deleted after CONTACT_IMPORT_KEEP_DAYS; counts stay
 
-The worker streams the stored file through ``contacts.csv_io`` (never the whole file in memory),
-calls ``contacts_bulk_upsert`` once per ``BATCH_SIZE`` rows and saves the counts after each batch,
+The worker streams the stored file through ``contacts.csv_io`` (never the whole file in memory):
+``BATCH_SIZE`` rows at a time are read and validated (``contacts_bulk_prepare``; for a large file
+in a forked child process, one batch ahead) and written (``contacts_bulk_apply``), and the counts
+are saved after each batch,
 so the progress screen moves. Rows the reader cannot read (``reader.problems``) and rows the
 service rejects are written, in row order, to a JSON-lines file in storage; the result screen
 shows the first few and the download turns all of them into a formula-safe CSV.
@@ -17,17 +19,21 @@ shows the first few and the download turns all of them into a formula-safe CSV.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import heapq
 import itertools
 import json
 import logging
+import multiprocessing
 import re
 import tempfile
+import traceback
 import unicodedata
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import IO, Any
 
 from django.conf import settings
@@ -42,6 +48,7 @@ from carely.orgs.models import Organisation
 from carely.orgs.suspension import OrganisationSuspended, suspension_check_write
 from contacts.csv_io import (
     CsvError,
+    CsvReader,
     Rejection,
     apply_mapping,
     check_mapping,
@@ -49,7 +56,7 @@ from contacts.csv_io import (
     rejected_rows_csv,
 )
 from contacts.models import ImportJob, ImportState, SourceKind
-from contacts.services import contacts_bulk_upsert
+from contacts.services import PreparedBatch, contacts_bulk_apply, contacts_bulk_prepare
 from contacts.validation import ContactInvalid, contact_clean
 
 logger = logging.getLogger(__name__)
@@ -139,6 +146,11 @@ class ContactImportError(ValueError):
 
 def import_max_bytes() -> int:
     return int(getattr(settings, "CONTACT_IMPORT_MAX_BYTES", DEFAULT_MAX_BYTES))
+
+
+def import_parallel_min_bytes() -> int:
+    """Files at least this large are read and validated in a child process (ADR 0008)."""
+    return int(settings.CONTACT_IMPORT_PARALLEL_MIN_BYTES)
 
 
 def import_keep_days() -> int:
@@ -349,45 +361,158 @@ def _run(job: ImportJob) -> None:
 def _stream_rows(job: ImportJob, spool: IO[bytes]) -> None:
     if not job.upload.name:
         raise CsvError("the uploaded file has already been deleted; upload it again.")
-    with default_storage.open(job.upload.name, "rb") as raw:
+    source = functools.partial(_open_upload, job.upload.name, job.header)
+    options = {"organisation": job.organisation, "mapping": job.mapping}
+    if job.file_size >= import_parallel_min_bytes():
+        chunks = import_chunks_forked(source, **options)
+    else:
+        chunks = import_chunks(source, **options)
+    for chunk in chunks:
+        _import_batch(job, chunk, spool)
+
+
+@contextlib.contextmanager
+def _open_upload(name: str, header: list[str]) -> Iterator[tuple[CsvReader, _CountingReader]]:
+    with default_storage.open(name, "rb") as raw:
         counting = _CountingReader(raw)
         reader = open_csv(counting, max_bytes=None)  # type: ignore[arg-type]  # size checked at upload
-        if reader.header != job.header:
+        if reader.header != header:
             raise CsvError("the stored file no longer has the columns that were mapped.")
-        batch: list[tuple[int, dict[str, str]]] = []
+        yield reader, counting
+
+
+Source = Callable[[], contextlib.AbstractContextManager[tuple[CsvReader, _CountingReader]]]
+
+
+@dataclass
+class ImportChunk:
+    """Up to ``BATCH_SIZE`` rows of the file, validated: each row's number and cells as read,
+    the rows among them the reader could not read (as rejections), the prepared batch for
+    ``contacts_bulk_apply``, and how far into the file the reader was."""
+
+    rows: list[tuple[int, list[str]]]
+    unreadable: list[Rejection]
+    prepared: PreparedBatch
+    bytes_read: int
+
+
+def import_chunks(
+    source: Source,
+    *,
+    organisation: Organisation,
+    mapping: Mapping[str, str],
+    today: date | None = None,
+    seal: bool = False,
+) -> Iterator[ImportChunk]:
+    """The file from ``source()`` in validated chunks of ``BATCH_SIZE`` rows (no database
+    access). A ``CsvError`` that ends the file early (an unclosed quote) is raised after the
+    chunk of the rows read before it, so those rows are still imported."""
+    today = today or timezone.localdate()
+    with source() as (reader, counting):
+
+        def chunk(rows: list[tuple[int, dict[str, str]]]) -> ImportChunk:
+            unreadable = [problem.as_rejection() for problem in reader.problems]
+            reader.problems.clear()
+            prepared = contacts_bulk_prepare(
+                organisation=organisation,
+                rows=[apply_mapping(row, mapping) for _, row in rows],
+                today=today,
+                seal=seal,
+            )
+            cells = [(number, list(row.values())) for number, row in rows]
+            return ImportChunk(cells, unreadable, prepared, counting.count)
+
+        rows: list[tuple[int, dict[str, str]]] = []
         try:
             for item in reader:
-                batch.append(item)
-                if len(batch) >= BATCH_SIZE:
-                    current, batch = batch, []
-                    _import_batch(job, reader.problems, current, spool, counting.count)
+                rows.append(item)
+                if len(rows) >= BATCH_SIZE:
+                    yield chunk(rows)
+                    rows = []
+        except CsvError:
+            yield chunk(rows)
+            raise
+        yield chunk(rows)
+
+
+def import_chunks_forked(
+    source: Source,
+    *,
+    organisation: Organisation,
+    mapping: Mapping[str, str],
+    today: date | None = None,
+) -> Iterator[ImportChunk]:
+    """``import_chunks`` run in a forked child process, one chunk ahead of the caller.
+
+    Why a process: reading, validating, hashing and encrypting a row is pure Python and about
+    as much work as writing it, and threads would share one interpreter lock (measured slower
+    than no overlap at all). The child never touches the database (its inherited connections
+    are left alone and it leaves with ``os._exit``); it sends each chunk down a pipe, whose
+    back-pressure keeps it at most one chunk ahead, so memory stays flat. Errors come back as
+    the same exceptions: a ``CsvError`` after the chunks before it, anything else as a
+    ``RuntimeError`` carrying the child's traceback. See ADR 0008.
+    """
+    today = today or timezone.localdate()
+    context = multiprocessing.get_context("fork")
+    receiver, sender = context.Pipe(duplex=False)
+
+    def produce() -> None:
+        receiver.close()
+        try:
+            for chunk in import_chunks(
+                source, organisation=organisation, mapping=mapping, today=today, seal=True
+            ):
+                sender.send(("chunk", chunk))
+            sender.send(("end",))
+        except CsvError as exc:
+            sender.send(("csv_error", exc.message, exc.row))
+        except BaseException:  # reported to the parent, which raises it
+            sender.send(("crash", traceback.format_exc()))
         finally:
-            # Rows read before a fatal problem (a quote never closed) are still imported.
-            _import_batch(job, reader.problems, batch, spool, counting.count)
+            sender.close()
+
+    child = context.Process(target=produce, name="contact-import-reader", daemon=True)
+    child.start()
+    sender.close()
+    try:
+        while True:
+            try:
+                message = receiver.recv()
+            except EOFError:
+                child.join(5)
+                raise RuntimeError(
+                    f"the import's reading process ended unexpectedly (exit code {child.exitcode})"
+                ) from None
+            kind = message[0]
+            if kind == "end":
+                return
+            if kind == "chunk":
+                yield message[1]
+            elif kind == "csv_error":
+                raise CsvError(message[1], row=message[2])
+            else:
+                raise RuntimeError(f"the import's reading process failed:\n{message[1]}")
+    finally:
+        receiver.close()
+        if child.is_alive():
+            child.terminate()
+        child.join(5)
 
 
-def _import_batch(
-    job: ImportJob,
-    problems: list[Any],
-    batch: list[tuple[int, dict[str, str]]],
-    spool: IO[bytes],
-    bytes_read: int,
-) -> None:
-    rows = [apply_mapping(row, job.mapping) for _, row in batch]
+def _import_batch(job: ImportJob, chunk: ImportChunk, spool: IO[bytes]) -> None:
     results = (
-        contacts_bulk_upsert(
-            organisation=job.organisation, rows=rows, source_kind=SourceKind.IMPORT
+        contacts_bulk_apply(
+            organisation=job.organisation, prepared=chunk.prepared, source_kind=SourceKind.IMPORT
         )
-        if rows
+        if chunk.rows
         else []
     )
     rejected = [
-        Rejection(row=number, cells=list(row.values()), errors=result.errors)
-        for (number, row), result in zip(batch, results, strict=True)
+        Rejection(row=number, cells=cells, errors=result.errors)
+        for (number, cells), result in zip(chunk.rows, results, strict=True)
         if result.status == "rejected"
     ]
-    unreadable = [problem.as_rejection() for problem in problems]
-    problems.clear()
+    unreadable = chunk.unreadable
     for rejection in heapq.merge(rejected, unreadable, key=lambda r: r.row):
         line = {"row": rejection.row, "cells": list(rejection.cells), "errors": rejection.errors}
         spool.write(json.dumps(line, ensure_ascii=False).encode() + b"\n")
@@ -395,8 +520,8 @@ def _import_batch(
         if result.status in ("created", "updated", "unchanged"):
             setattr(job, result.status, getattr(job, result.status) + 1)
     job.rejected += len(rejected) + len(unreadable)
-    job.total += len(batch) + len(unreadable)
-    job.bytes_read = bytes_read
+    job.total += len(chunk.rows) + len(unreadable)
+    job.bytes_read = chunk.bytes_read
     job.save(update_fields=["created", "updated", "unchanged", "rejected", "total", "bytes_read"])
 
 

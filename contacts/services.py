@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import connections, transaction
-from django.db.models import BooleanField, Q
+from django.db.models import BooleanField, Q, signals
+from django.db.models.base import ModelState
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
@@ -27,7 +28,7 @@ from carely.lib.normalise import InvalidPhoneNumber
 from carely.orgs.models import Organisation
 from carely.orgs.suspension import suspension_check_write
 from carely.privacy.crypto import Keyring, encrypt, keyring
-from carely.privacy.fields import BlindIndexField, blind_indexes
+from carely.privacy.fields import BlindIndexField, blind_indexes, encrypted_fields
 from contacts.models import ChangeKind, Contact, ContactChange, SourceKind
 from contacts.validation import (
     ContactInvalid,
@@ -42,6 +43,7 @@ __all__ = [
     "BULK_UPSERT_LIMIT",
     "ContactInvalid",
     "ContactRestricted",
+    "PreparedBatch",
     "RestrictionError",
     "RowResult",
     "contact_create",
@@ -50,6 +52,8 @@ __all__ = [
     "contact_restrict",
     "contact_statement_add",
     "contact_update",
+    "contacts_bulk_apply",
+    "contacts_bulk_prepare",
     "contacts_bulk_upsert",
 ]
 
@@ -375,6 +379,21 @@ def _present(row: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in row.items() if v is not None and v != ""}
 
 
+@dataclass
+class PreparedBatch:
+    """A batch validated and hashed by ``contacts_bulk_prepare``, ready for
+    ``contacts_bulk_apply``; plain data only, because it may cross a process boundary
+    (``contacts.imports``): the batch's ``size``, the field errors of the rows already rejected
+    by index, ``(index, cleaned values, blind-index digests)`` of each other row and, with
+    ``seal=True``, by index the ciphertext of each encrypted value (``{attname: text}``)."""
+
+    size: int
+    rejected: dict[int, Errors]
+    cleaned_rows: list[tuple[int, dict[str, Any], dict[str, str]]]
+    today: dt.date
+    sealed: dict[int, dict[str, str]] = field(default_factory=dict)
+
+
 def contacts_bulk_upsert(
     *,
     organisation: Organisation,
@@ -394,27 +413,77 @@ def contacts_bulk_upsert(
 
     ``RowResult.contact`` of a matched row is loaded with the columns the batch compares; any
     other field loads from the database when read.
+
+    The two halves are public so that an import can validate the next batch (pure Python, no
+    database) while this one is written: ``contacts.imports`` does that in a helper thread.
     """
     suspension_check_write(organisation)
-    if source_kind not in SourceKind.values:
-        raise ValueError(f"unknown source kind {source_kind!r}")
+    prepared = contacts_bulk_prepare(organisation=organisation, rows=rows)
+    return contacts_bulk_apply(
+        organisation=organisation, prepared=prepared, source_kind=source_kind, reason=reason
+    )
+
+
+def contacts_bulk_prepare(
+    *,
+    organisation: Organisation,
+    rows: Sequence[Mapping[str, Any]],
+    today: dt.date | None = None,
+    seal: bool = False,
+) -> PreparedBatch:
+    """Validate and hash ``rows`` without touching the database (safe in another process; the
+    organisation's region is read from the object given). ``seal``: encrypt each good row's
+    values too (``PreparedBatch.sealed``), for a writer that should not have to."""
     region = organisation.default_phone_region
-    indexes = _contact_indexes()
-    today = timezone.localdate()
-    results: list[RowResult] = []
+    today = today or timezone.localdate()
+    rejected: dict[int, Errors] = {}
     cleaned_rows: list[tuple[int, dict[str, Any], dict[str, str]]] = []
+    sealed: dict[int, dict[str, str]] = {}
+    seals = _seal_plan() if seal else {}
+    ring = keyring() if seal else None
     for index, row in enumerate(rows):
         if not isinstance(row, Mapping):
-            results.append(RowResult(index, "rejected", errors={"row": ["Not an object."]}))
+            rejected[index] = {"row": ["Not an object."]}
             continue
         try:
             cleaned = contact_clean(_present(row), region=region, require=False, today=today)
         except ContactInvalid as exc:
-            results.append(RowResult(index, "rejected", errors=exc.errors))
+            rejected[index] = exc.errors
             continue
-        results.append(RowResult(index, "pending"))
         cleaned_rows.append((index, cleaned, _digests(cleaned, region, cleaned=True)))
+        if seal:
+            sealed[index] = {
+                name: _seal(value, seals[name], ring)
+                for name, value in cleaned.items()
+                if name in seals and value not in ("", None)
+            }
+    return PreparedBatch(len(rows), rejected, cleaned_rows, today, sealed)
 
+
+@functools.cache
+def _seal_plan() -> dict[str, tuple[bytes, Any]]:
+    """``{attname: (associated data, field)}`` of the contact's encrypted fields."""
+    return {f.attname: (f.aad(), f) for f in encrypted_fields(Contact)}  # type: ignore[attr-defined]
+
+
+def _seal(value: Any, plan: tuple[bytes, Any], ring: Keyring | None) -> str:
+    aad, f = plan
+    text = value if value.__class__ is str else f.to_text(value)
+    return encrypt(text, aad, ring=ring)
+
+
+def contacts_bulk_apply(
+    *, organisation: Organisation, prepared: PreparedBatch, source_kind: str, reason: str = ""
+) -> list[RowResult]:
+    """Match and write a prepared batch (see ``contacts_bulk_upsert``); returns its results."""
+    suspension_check_write(organisation)
+    if source_kind not in SourceKind.values:
+        raise ValueError(f"unknown source kind {source_kind!r}")
+    indexes = _contact_indexes()
+    cleaned_rows, today = prepared.cleaned_rows, prepared.today
+    results = [RowResult(index, "pending") for index in range(prepared.size)]
+    for index, errors in prepared.rejected.items():
+        results[index].status, results[index].errors = "rejected", errors
     known = _known_matches(organisation, cleaned_rows)
     pending: dict[int, _Pending] = {}  # by id() of the contact object (one object per contact)
     now = timezone.now()
@@ -444,6 +513,7 @@ def contacts_bulk_upsert(
                 result.status, result.errors = "rejected", missing
                 continue
             contact = new_contact(cleaned, digests)
+            contact._sealed = prepared.sealed.get(index)  # type: ignore[attr-defined]
             pending[id(contact)] = _Pending(contact, new=True)
             for key, digest in digests.items():
                 known[key].setdefault(digest, []).append(contact)
@@ -461,8 +531,11 @@ def contacts_bulk_upsert(
             continue
         if entry is None:
             entry = pending[id(match)] = _Pending(match, new=False)
+        sealed = match.__dict__.get("_sealed")
         for name, change in changes.items():
             setattr(match, name, cleaned[name])
+            if sealed:
+                sealed.pop(name, None)  # sealed for the value this row replaces
             if name in indexes:
                 setattr(match, indexes[name].attname, digests.get(name))
             first = entry.changes.get(name, change)
@@ -542,6 +615,13 @@ def _contact_factory(
             template.append(f.get_default())
     index_positions = [(key, position[f.attname]) for key, f in indexes.items()]
     organisation_field = Contact._meta.get_field("organisation")
+    attnames = [f.attname for f in fields]
+    # What Model.__init__ does with positional values, minus its per-field setattr and signal
+    # calls (a third of the cost of a new row), valid only while nothing listens to the
+    # contact's init signals; otherwise the constructor itself.
+    direct = not (
+        signals.pre_init.has_listeners(Contact) or signals.post_init.has_listeners(Contact)
+    )
 
     def new_contact(cleaned: Mapping[str, Any], digests: Mapping[str, str]) -> Contact:
         values = template.copy()
@@ -551,7 +631,12 @@ def _contact_factory(
             values[position[name]] = value
         for key, i in index_positions:
             values[i] = digests.get(key)
-        contact = Contact(*values)
+        if direct:
+            contact = Contact.__new__(Contact)
+            contact._state = ModelState()
+            contact.__dict__.update(zip(attnames, values, strict=True))
+        else:
+            contact = Contact(*values)
         organisation_field.set_cached_value(contact, organisation)  # as organisation=... does
         return contact
 
@@ -640,10 +725,17 @@ def _db_values(
     row): text and dates of encrypted fields are encrypted with ``ring`` (read once per batch),
     plain values and aware datetimes (which the PostgreSQL backend passes through) go as is."""
     out: list[Any] = []
+    sealed = contact.__dict__.get("_sealed")
     for attname, aad, f in plan:
         value = getattr(contact, attname)
         cls = value.__class__
         if aad is not None:
+            if sealed:
+                # Sealed by contacts_bulk_prepare (a value changed since is no longer there).
+                ciphertext = sealed.get(attname)
+                if ciphertext is not None:
+                    out.append(ciphertext)
+                    continue
             if cls is str:
                 out.append(encrypt(value, aad, ring=ring) if value else "")
                 continue

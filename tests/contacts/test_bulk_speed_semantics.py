@@ -11,7 +11,12 @@ from django.utils import timezone
 
 from carely.audit.models import AuditEvent
 from contacts.models import ChangeKind, Contact, ContactChange
-from contacts.services import contact_create, contacts_bulk_upsert
+from contacts.services import (
+    contact_create,
+    contacts_bulk_apply,
+    contacts_bulk_prepare,
+    contacts_bulk_upsert,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -193,3 +198,24 @@ def test_blind_indexes_follow_a_changed_key_and_purposes_stay_checked(settings):
     assert after != before
     with pytest.raises(ValueError, match="snake_case"):
         keyed_hash("x", purpose="Not A Purpose")
+
+
+@pytest.mark.obligation("CNT-2")
+def test_values_sealed_ahead_are_used_only_while_they_are_the_contacts_values(org_a):
+    """The import's reading process encrypts ahead (seal=True); a later row of the same batch
+    that changes a new contact must win over the value sealed for the first row."""
+    rows = [
+        {"first_name": "Ana", "last_name": "Old", "email": "ana@primer.si", "phone": "041 111 222"},
+        {"email": "ANA@primer.si", "last_name": "New"},
+        {"first_name": "Bor", "birth_date": "1.2.1980", "phone": "031 000 111"},
+    ]
+    prepared = contacts_bulk_prepare(organisation=org_a, rows=rows, seal=True)
+    assert set(prepared.sealed[0]) == {"first_name", "last_name", "email", "phone"}
+    assert "Ana" not in str(prepared.sealed)  # ciphertexts only
+    results = contacts_bulk_apply(organisation=org_a, prepared=prepared, source_kind="import")
+    assert [r.status for r in results] == ["created", "updated", "created"]
+    ana = Contact.objects.get(pk=results[0].id)
+    assert (ana.first_name, ana.last_name, ana.phone) == ("Ana", "New", "+38641111222")
+    bor = Contact.objects.get(pk=results[2].id)
+    assert (bor.first_name, bor.birth_date) == ("Bor", dt.date(1980, 2, 1))
+    assert not ContactChange.objects.filter(contact=ana).exists()  # created in this batch

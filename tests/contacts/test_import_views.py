@@ -81,6 +81,14 @@ def _acceptance_csv() -> bytes:
     return ("\r\n".join(lines) + "\r\n").encode("cp1250")
 
 
+@pytest.fixture(params=["in_process", "forked"])
+def reader(request, settings):
+    """Both ways the worker reads a file: in its own process (small files) and in a forked
+    child one batch ahead (files of at least CONTACT_IMPORT_PARALLEL_MIN_BYTES)."""
+    settings.CONTACT_IMPORT_PARALLEL_MIN_BYTES = 0 if request.param == "forked" else 10**12
+    return request.param
+
+
 @pytest.fixture
 def staff_client(client, staff_a):
     login(client, staff_a)
@@ -88,7 +96,7 @@ def staff_client(client, staff_a):
 
 
 def test_acceptance_csv_imports_good_rows_and_reports_each_bad_one(
-    staff_client, org_a, django_capture_on_commit_callbacks
+    staff_client, org_a, django_capture_on_commit_callbacks, reader
 ):
     job = _import(staff_client, _acceptance_csv(), django_capture_on_commit_callbacks)
 
@@ -255,21 +263,52 @@ def test_audit_holds_ids_and_counts_only(staff_client, org_a, django_capture_on_
 
 
 def test_batches_stream_and_report_progress(
-    staff_client, org_a, django_capture_on_commit_callbacks, monkeypatch
+    staff_client, org_a, django_capture_on_commit_callbacks, monkeypatch, reader
 ):
     monkeypatch.setattr(imports, "BATCH_SIZE", 3)
     seen: list[int] = []
-    real = imports.contacts_bulk_upsert
+    real = imports.contacts_bulk_apply
 
     def spy(**kwargs):
-        seen.append(len(kwargs["rows"]))
+        seen.append(kwargs["prepared"].size)
         return real(**kwargs)
 
-    monkeypatch.setattr(imports, "contacts_bulk_upsert", spy)
+    monkeypatch.setattr(imports, "contacts_bulk_apply", spy)
     lines = ["Ime;Email"] + [f"P{i};p{i}@example.si" for i in range(8)]
     job = _import(staff_client, "\n".join(lines).encode(), django_capture_on_commit_callbacks)
     assert seen == [3, 3, 2]
     assert (job.created, job.bytes_read, job.file_size) == (8, job.file_size, len("\n".join(lines)))
+
+
+def test_a_broken_quote_mid_file_stops_the_import_after_the_rows_before_it(
+    staff_client, org_a, django_capture_on_commit_callbacks, monkeypatch, reader
+):
+    monkeypatch.setattr(imports, "BATCH_SIZE", 2)
+    lines = ["Ime;Email"] + [f"P{i};p{i}@example.si" for i in range(5)]
+    # A quote never closed swallows the rest of the file until the reader's cell limit.
+    lines += ['"Broken;broken@example.si'] + ["x;y"] * 40_000
+    job = _import(staff_client, "\n".join(lines).encode(), django_capture_on_commit_callbacks)
+    assert job.state == ImportState.FAILED
+    assert job.error.startswith("The import stopped: Row 7:"), job.error
+    assert job.error.endswith("Rows before that point were imported.")
+    emails = {c.email for c in Contact.objects.for_organisation(org_a)}
+    assert emails == {f"p{i}@example.si" for i in range(5)}
+    assert job.created == 5
+
+
+def test_a_crash_while_reading_fails_the_job_instead_of_hanging(
+    staff_client, org_a, django_capture_on_commit_callbacks, monkeypatch, reader, caplog
+):
+    def broken(**kwargs):
+        raise ZeroDivisionError("a bug in validation")
+
+    monkeypatch.setattr(imports, "contacts_bulk_prepare", broken)
+    content = b"Ime;Email\nAna;ana@example.si\n"
+    job = _import(staff_client, content, django_capture_on_commit_callbacks)
+    assert job.state == ImportState.FAILED
+    assert job.error.startswith("The import stopped because of an error on our side")
+    assert "ZeroDivisionError: a bug in validation" in caplog.text  # the child's traceback too
+    assert not Contact.objects.for_organisation(org_a).exists()
 
 
 def test_organisation_suspended_before_the_run_fails_the_job_clearly(
