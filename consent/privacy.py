@@ -1,4 +1,4 @@
-"""Personal-data declarations for consent (ADR 5, ADR 8).
+"""Personal-data declarations for consent (ADR 5, ADR 9).
 
 The ledger and objections are the contact's data and go when the contact is erased. Who
 recorded an entry or grounds is a staff member's id, kept for accountability. The suppression
