@@ -391,6 +391,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "SCHEMA_PATH_PREFIX": r"/api/v1",
+    # Several resources have a "status" with their own values; name each set.
+    "ENUM_NAME_OVERRIDES": {"ConsentStatusEnum": "consent.models.Status"},
 }
 
 # --- security headers -------------------------------------------------------------------------

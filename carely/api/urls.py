@@ -14,6 +14,7 @@ urlpatterns = [
     path("v1/me", MeView.as_view(), name="me"),
     path("v1/", include("contacts.api.urls")),
     path("v1/", include("files.api.urls")),
+    path("v1/", include("consent.api.urls")),
     path("schema/", SpectacularAPIView.as_view(**_public), name="schema"),
     path(
         "docs/",
