@@ -290,3 +290,6 @@ class Objection(models.Model):
     @property
     def has_grounds(self) -> bool:
         return self.grounds_recorded_at is not None
+
+
+from consent.signups import PendingSignup  # noqa: E402, F401  (the public form's double opt-in)

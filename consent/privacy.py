@@ -94,3 +94,20 @@ registry.not_personal_model(
 registry.not_personal_model(
     "consent.Wording", reason="the consent texts an organisation shows (no people)"
 )
+
+# Public consent form (double opt-in): what a person typed, before they confirm it with the code
+# sent to them. Not a contact yet and tied to no contact id, so erasure and access cannot reach it
+# row by row; it is bounded by time instead: the row is deleted when the code is confirmed (the
+# data then lives on the contact and its consent entries) and, unconfirmed, within an hour of its
+# 30-minute expiry by the hourly consent.tasks.pending_signups_purge.
+registry.opaque_model(
+    "consent.PendingSignup",
+    category=Category.CONTACT,
+    retention="visitor_and_log_data",
+    reason=(
+        "a sign-up on the public consent form awaiting its confirmation code: name, e-mail, "
+        "phone, IP address and user agent (encrypted), the wordings ticked and a keyed hash of "
+        "the code; deleted on confirmation, or by the hourly purge once it expires after 30 "
+        "minutes (consent.signups.pending_signups_purge)"
+    ),
+)

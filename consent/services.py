@@ -672,3 +672,28 @@ def _lapse_batch(
         for entry in entries:
             _announce(entry, slugs[entry.purpose_id])
     return len(entries)
+
+
+def consent_record_wording(*, contact: Contact, wording: Wording, **kwargs: Any) -> ConsentEntry:
+    """``consent_record`` for the exact wording the person was shown, in its own language.
+
+    ``consent_record`` names a version and picks its language from the contact's preferences;
+    a form shows one text in the page's language, and the evidence must point to that text.
+    The contact's language is set on a copy (never saved), and a mismatch rolls back.
+    """
+    if wording.organisation_id != contact.organisation_id:
+        raise ConsentInvalid({"wording_version": ["This wording belongs to another organisation."]})
+    from copy import copy  # here, to keep this addition to the end of the module
+
+    shown = copy(contact)
+    shown.preferred_language = wording.language
+    with transaction.atomic():
+        entry = consent_record(
+            contact=shown,
+            purpose=wording.purpose,
+            wording_version=wording.version,
+            **kwargs,
+        )
+        if entry.wording_id != wording.pk:
+            raise ConsentInvalid({"wording_version": ["The wording shown could not be recorded."]})
+    return entry
