@@ -153,6 +153,25 @@ def contact_create(
     return contact
 
 
+_RESTRICTION_FIELDS = (
+    "restricted_at",
+    "restriction_reason",
+    "restriction_lifted_at",
+    "restriction_lift_informed_at",
+    "restriction_lift_informed_how",
+)
+
+
+def _lock(contact: Contact) -> None:
+    """Lock the contact's row for this transaction and refresh its restriction state from it
+    (CNT-4): a restriction and a concurrent change, or two restrictions, cannot both pass their
+    checks on what each read before the other wrote."""
+    fresh = Contact.objects.select_for_update(no_key=True).only(*_RESTRICTION_FIELDS)
+    row = fresh.get(pk=contact.pk)
+    for name in _RESTRICTION_FIELDS:
+        setattr(contact, name, getattr(row, name))
+
+
 def contact_update(
     *, contact: Contact, data: Mapping[str, Any], reason: str = ""
 ) -> dict[str, dict[str, Any]]:
@@ -166,20 +185,23 @@ def contact_update(
     cleaned = contact_clean(
         data, region=organisation.default_phone_region, current=contact_state(contact)
     )
-    changes = _diff(contact, cleaned)
-    if "guardian" in data:
-        guardian = _guardian(organisation, data["guardian"])
-        if guardian is not None and guardian.pk == contact.pk:
-            raise ContactInvalid({"guardian": ["A contact cannot be their own guardian."]})
-        if contact.guardian_id != (guardian.pk if guardian else None):
-            changes["guardian"] = {
-                "before": contact.guardian_id,
-                "after": guardian.pk if guardian else None,
-            }
-            contact.guardian = guardian
-    if not changes:
-        return {}
     with transaction.atomic():
+        _lock(contact)
+        if contact.is_restricted:  # restricted since it was read
+            raise ContactRestricted(contact)
+        changes = _diff(contact, cleaned)
+        if "guardian" in data:
+            guardian = _guardian(organisation, data["guardian"])
+            if guardian is not None and guardian.pk == contact.pk:
+                raise ContactInvalid({"guardian": ["A contact cannot be their own guardian."]})
+            if contact.guardian_id != (guardian.pk if guardian else None):
+                changes["guardian"] = {
+                    "before": contact.guardian_id,
+                    "after": guardian.pk if guardian else None,
+                }
+                contact.guardian = guardian
+        if not changes:
+            return {}
         for name in cleaned.keys() & changes.keys():
             setattr(contact, name, cleaned[name])
         contact.updated_at = timezone.now()
@@ -227,23 +249,16 @@ def contact_restrict(*, contact: Contact, reason: str) -> None:
     suspension_check_write(contact.organisation)
     if not reason.strip():
         raise RestrictionError("Say why the contact is restricted (for example the DSR number).")
-    if contact.is_restricted:
-        raise RestrictionError(f"Contact #{contact.pk} is already restricted.")
     with transaction.atomic():
+        _lock(contact)
+        if contact.is_restricted:
+            raise RestrictionError(f"Contact #{contact.pk} is already restricted.")
         contact.restricted_at = timezone.now()
         contact.restriction_reason = reason.strip()
         contact.restriction_lifted_at = None
         contact.restriction_lift_informed_at = None
         contact.restriction_lift_informed_how = ""
-        contact.save(
-            update_fields=[
-                "restricted_at",
-                "restriction_reason",
-                "restriction_lifted_at",
-                "restriction_lift_informed_at",
-                "restriction_lift_informed_how",
-            ]
-        )
+        contact.save(update_fields=list(_RESTRICTION_FIELDS))
         _change_record(contact=contact, kind=ChangeKind.RESTRICTED, reason=reason.strip()).save()
         audit_record(
             action="contact.restricted",
@@ -258,8 +273,6 @@ def contact_lift_restriction(
 ) -> None:
     """CNT-4: lift a restriction, recording first when and how the subject was informed."""
     suspension_check_write(contact.organisation)
-    if not contact.is_restricted:
-        raise RestrictionError(f"Contact #{contact.pk} is not restricted.")
     how = (informed_how or "").strip()
     if informed_at is None or not how:
         raise RestrictionError(
@@ -269,6 +282,9 @@ def contact_lift_restriction(
     if informed_at > timezone.now():
         raise RestrictionError("The time the person was informed is in the future.")
     with transaction.atomic():
+        _lock(contact)
+        if not contact.is_restricted:
+            raise RestrictionError(f"Contact #{contact.pk} is not restricted.")
         contact.restricted_at = None
         contact.restriction_lifted_at = timezone.now()
         contact.restriction_lift_informed_at = informed_at
@@ -475,10 +491,21 @@ def _seal(value: Any, plan: tuple[bytes, Any], ring: Keyring | None) -> str:
 def contacts_bulk_apply(
     *, organisation: Organisation, prepared: PreparedBatch, source_kind: str, reason: str = ""
 ) -> list[RowResult]:
-    """Match and write a prepared batch (see ``contacts_bulk_upsert``); returns its results."""
+    """Match and write a prepared batch (see ``contacts_bulk_upsert``); returns its results.
+
+    One transaction from the match to the last write, and on PostgreSQL the matched rows are
+    locked by the match query (in id order, so two imports never deadlock): a contact restricted
+    (CNT-4) or changed by someone else meanwhile waits for this batch, or this batch for it."""
     suspension_check_write(organisation)
     if source_kind not in SourceKind.values:
         raise ValueError(f"unknown source kind {source_kind!r}")
+    with transaction.atomic():
+        return _apply(organisation, prepared, source_kind, reason)
+
+
+def _apply(
+    organisation: Organisation, prepared: PreparedBatch, source_kind: str, reason: str
+) -> list[RowResult]:
     indexes = _contact_indexes()
     cleaned_rows, today = prepared.cleaned_rows, prepared.today
     results = [RowResult(index, "pending") for index in range(prepared.size)]
@@ -549,41 +576,40 @@ def contacts_bulk_apply(
 
     new = [p.contact for p in pending.values() if p.new]
     changed = [p for p in pending.values() if not p.new and p.changes]
-    with transaction.atomic():
-        for contact in new:
-            contact.is_minor = is_minor(contact.birth_date, today)
-        _insert_contacts(new)
-        if changed:
-            for p in changed:
-                p.contact.is_minor = is_minor(p.contact.birth_date, today)
-            _update_contacts(changed)
-            ContactChange.objects.bulk_create(
-                [
-                    _change_record(
-                        contact=p.contact,
-                        kind=ChangeKind.RECTIFICATION,
-                        changes=p.changes,
-                        reason=reason,
-                    )
-                    for p in changed
-                ],
-                batch_size=500,
-            )
-        for result in results:
-            if result.contact is not None:
-                result.id = result.contact.pk
-        if new or changed:
-            audit_record(
-                action="contacts.bulk_upserted",
-                organisation=organisation,
-                object_type="contact",
-                details={
-                    "source_kind": source_kind,
-                    "created_ids": [c.pk for c in new],
-                    "updated_ids": [p.contact.pk for p in changed],
-                    "rejected": sum(r.status == "rejected" for r in results),
-                },
-            )
+    for contact in new:
+        contact.is_minor = is_minor(contact.birth_date, today)
+    _insert_contacts(new)
+    if changed:
+        for p in changed:
+            p.contact.is_minor = is_minor(p.contact.birth_date, today)
+        _update_contacts(changed)
+        ContactChange.objects.bulk_create(
+            [
+                _change_record(
+                    contact=p.contact,
+                    kind=ChangeKind.RECTIFICATION,
+                    changes=p.changes,
+                    reason=reason,
+                )
+                for p in changed
+            ],
+            batch_size=500,
+        )
+    for result in results:
+        if result.contact is not None:
+            result.id = result.contact.pk
+    if new or changed:
+        audit_record(
+            action="contacts.bulk_upserted",
+            organisation=organisation,
+            object_type="contact",
+            details={
+                "source_kind": source_kind,
+                "created_ids": [c.pk for c in new],
+                "updated_ids": [p.contact.pk for p in changed],
+                "rejected": sum(r.status == "rejected" for r in results),
+            },
+        )
     return results
 
 
@@ -665,15 +691,18 @@ def _known_matches(
         if not wanted[key]:
             continue
         if connection.vendor == "postgresql":
-            # One array parameter instead of one per digest: the client binds a 3,000-value
-            # IN list slowly, and ANY(array) uses the same index.
+            # One text parameter split by the server instead of one per digest: the client
+            # binds a 3,000-value IN list slowly, and adapts a text array element by element;
+            # ANY(array) uses the same index. Digests are base64url, so never hold a space.
             quote = connection.ops.quote_name
             name = indexes[key].column or indexes[key].attname
             column = f"{quote(Contact._meta.db_table)}.{quote(name)}"
             # Only quoted model names go into the SQL; the digests are one parameter.
             condition |= Q(
                 RawSQL(  # noqa: S611
-                    f"{column} = ANY(%s)", [sorted(wanted[key])], output_field=BooleanField()
+                    f"{column} = ANY(string_to_array(%s, ' ') COLLATE \"C\")",
+                    [" ".join(wanted[key])],
+                    output_field=BooleanField(),
                 )
             )
         else:
@@ -694,6 +723,7 @@ def _known_matches(
         .filter(condition)
         .only(*columns)
         .order_by("pk")
+        .select_for_update(no_key=True)  # see contacts_bulk_apply
     )
     for contact in found:
         for key in MATCH_KEYS:
