@@ -106,6 +106,9 @@ MIDDLEWARE = [
     # language cookie is ever set (SEC-9).
     "carely.web.middleware.SessionLanguageMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # Before CsrfViewMiddleware, whose token check reads a form's body: an upload larger than
+    # its view's limit is refused from Content-Length alone (carely.web.uploads).
+    "carely.web.uploads.UploadLimitMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # Binds the request id and the signed-in person for audit and access-log rows.

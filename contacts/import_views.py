@@ -26,6 +26,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from carely.audit.services import audit_record
 from carely.orgs.permissions import require
 from carely.orgs.roles import Perm
+from carely.web.uploads import upload_limit
 from contacts import imports
 from contacts.csv_io import ENCODING_LABELS, CsvError
 from contacts.import_forms import ImportMappingForm, ImportUploadForm
@@ -62,6 +63,7 @@ def _percent(job: ImportJob) -> int:
     return min(99, job.bytes_read * 100 // job.file_size)
 
 
+@upload_limit(imports.import_max_bytes)
 @require(Perm.CONTACTS_EDIT)
 @require_http_methods(["GET", "POST"])
 def import_upload(request: HttpRequest) -> HttpResponse:

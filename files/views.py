@@ -22,11 +22,17 @@ from carely.orgs.models import Organisation
 from carely.orgs.permissions import request_may, require
 from carely.orgs.roles import Perm
 from carely.orgs.suspension import OrganisationSuspended
+from carely.web.uploads import upload_limit
 from contacts.models import Contact
 from files import selectors
 from files.forms import ContactFileUploadForm, DownloadPurposeForm
 from files.models import ContactFile
-from files.services import ContactFileRefused, contact_file_add, contact_file_delete
+from files.services import (
+    ContactFileRefused,
+    contact_file_add,
+    contact_file_delete,
+    max_bytes,
+)
 from files.serving import contact_file_response
 
 
@@ -86,6 +92,7 @@ def contact_files(request: HttpRequest, contact_id: int) -> HttpResponse:
     return render(request, "files/contact_files.html", context)
 
 
+@upload_limit(max_bytes)
 @require(Perm.CONTACTS_EDIT, Perm.FILES_VIEW)
 @require_POST
 def contact_file_upload(request: HttpRequest, contact_id: int) -> HttpResponseBase:

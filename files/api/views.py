@@ -32,6 +32,7 @@ from files.services import (
     FileTooLarge,
     FileTypeRefused,
     contact_file_add,
+    max_bytes,
 )
 from files.serving import contact_file_response
 
@@ -49,6 +50,7 @@ class ContactFileListViewSet(OrganisationScopedViewSet):
     serializer_class = ContactFileSerializer
     resource = "files"
     parser_classes = [MultiPartParser, FormParser]
+    upload_limit = staticmethod(max_bytes)  # carely.web.uploads: 413 before the body is read
 
     def _contact(self) -> Contact:
         try:
