@@ -32,4 +32,9 @@ app.conf.beat_schedule = {
         "task": "consent.tasks.consent_lapse_run",
         "schedule": timedelta(hours=24),
     },
+    # Public consent form sign-ups whose 30-minute code was never confirmed.
+    "consent-signups-purge": {
+        "task": "consent.tasks.pending_signups_purge",
+        "schedule": timedelta(hours=1),
+    },
 }

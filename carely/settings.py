@@ -293,6 +293,27 @@ EMAIL_USE_TLS = env.flag("EMAIL_USE_TLS", default=True)
 EMAIL_HOST_USER = env.text("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = env.text("EMAIL_HOST_PASSWORD", "")
 
+# --- public pages ------------------------------------------------------------------------------
+# Links that leave the app (unsubscribe links and List-Unsubscribe headers in messages) need the
+# public origin, and a worker building a message has no request to take the host from.
+# Production defaults to https://<first allowed host>, as CSRF_TRUSTED_ORIGINS does, and refuses
+# to start without the variable when that host is a wildcard; only https is accepted there.
+_first_host = ALLOWED_HOSTS[0] if ALLOWED_HOSTS else ""
+_public_default = (
+    f"https://{_first_host}"
+    if PRODUCTION and _first_host and not _first_host.startswith((".", "*"))
+    else None
+)
+CARELY_PUBLIC_BASE_URL = (
+    env.url(
+        "CARELY_PUBLIC_BASE_URL",
+        ("https",) if PRODUCTION else ("http", "https"),
+        required=PRODUCTION and _public_default is None,
+    )
+    or _public_default
+    or f"http://127.0.0.1:{env.number('CARELY_PORT', 8000, minimum=1)}"
+).rstrip("/")
+
 # --- authentication ---------------------------------------------------------------------------
 AUTH_USER_MODEL = "orgs.User"
 AUTHENTICATION_BACKENDS = [

@@ -11,8 +11,12 @@ urlpatterns = [
     path("api/", include("carely.api.urls")),
     path("audit/", include("carely.audit.urls")),
     path("privacy/", include("carely.privacy.urls")),
+    # Before contacts/: the consent pages of one contact live under its address.
+    path("contacts/<int:contact_id>/consents/", include("consent.web_urls")),
     path("contacts/", include("contacts.urls")),
     path("files/", include("files.urls")),
     path("settings/api-keys/", include("carely.api.web_urls")),
+    # The patient's own pages: /u/<token>/ (unsubscribe, preferences), /c/<slug>/ (sign-up).
+    path("", include("consent.urls")),
     path("", include("carely.web.urls")),
 ]
