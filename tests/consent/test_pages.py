@@ -26,6 +26,12 @@ from tests.consent.conftest import make_contact, record
 pytestmark = pytest.mark.django_db
 
 
+def english_client(**defaults) -> Client:
+    """A browser asking for English; without a language the pages use the clinic's (sl)."""
+    defaults.setdefault("HTTP_ACCEPT_LANGUAGE", "en")
+    return Client(**defaults)
+
+
 def _path(url: str) -> str:
     return re.sub(r"^https?://[^/]+", "", url)
 
@@ -52,7 +58,7 @@ def test_list_unsubscribe_headers_use_the_public_base_url(ana, settings):
     assert headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     value = headers["List-Unsubscribe"]
     assert value.startswith("<https://pep.example.eu/u/") and value.endswith("/>")
-    assert Client().get(_path(value[1:-1])).status_code == 200
+    assert english_client().get(_path(value[1:-1])).status_code == 200
     assert unsubscribe_url(ana, "marketing").startswith("https://pep.example.eu/u/")
     assert preferences_url(ana).endswith("/preferences/")
 
@@ -63,22 +69,22 @@ def test_list_unsubscribe_headers_use_the_public_base_url(ana, settings):
 @pytest.mark.obligation("CON-2")
 def test_get_shows_a_calm_page_in_the_clinics_name_and_withdraws_nothing(ana):
     record(ana)
-    response = Client().get(_path(unsubscribe_url(ana, "marketing")))
+    response = english_client().get(_path(unsubscribe_url(ana, "marketing")))
     assert response.status_code == 200
     body = response.content.decode()
     assert "Stop marketing messages from Clinic A?" in body
     assert "Yes, unsubscribe" in body
-    assert "Messages about your appointments and care are not affected." in body
+    assert "The clinic may still contact you about your own appointments and treatment." in body
     assert _state(ana) == {"sms": "given", "email": "given", "whatsapp": "given"}
     # HEAD (link scanners) changes nothing either.
-    Client().head(_path(unsubscribe_url(ana, "marketing")))
+    english_client().head(_path(unsubscribe_url(ana, "marketing")))
     assert not _entries(ana, status="withdrawn").exists()
 
 
 @pytest.mark.obligation("CON-2")
 def test_post_withdraws_every_channel_with_ip_and_user_agent(ana):
     record(ana)
-    client = Client(
+    client = english_client(
         enforce_csrf_checks=True, HTTP_USER_AGENT="Firefox/140", REMOTE_ADDR="198.51.100.7"
     )
     response = client.post(_path(unsubscribe_url(ana, "marketing")))
@@ -96,7 +102,7 @@ def test_post_withdraws_every_channel_with_ip_and_user_agent(ana):
 @pytest.mark.obligation("CON-2")
 def test_second_post_is_fine_and_says_so_without_a_second_entry(ana):
     record(ana)
-    client = Client()
+    client = english_client()
     client.post(_path(unsubscribe_url(ana, "marketing")))
     response = client.post(_path(unsubscribe_url(ana, "marketing")))
     assert response.status_code == 200
@@ -108,7 +114,7 @@ def test_second_post_is_fine_and_says_so_without_a_second_entry(ana):
 def test_rfc8058_one_click_post_without_cookie_or_csrf_token(ana):
     record(ana)
     record(ana, purpose="surveys")
-    client = Client(enforce_csrf_checks=True)
+    client = english_client(enforce_csrf_checks=True)
     response = client.post(
         _path(unsubscribe_url(ana, "marketing")),
         data="List-Unsubscribe=One-Click",
@@ -132,7 +138,7 @@ def test_rfc8058_one_click_post_without_cookie_or_csrf_token(ana):
 @pytest.mark.obligation("CON-2")
 def test_one_click_as_multipart_form_data_also_works(ana):
     record(ana)
-    response = Client(enforce_csrf_checks=True).post(
+    response = english_client(enforce_csrf_checks=True).post(
         _path(unsubscribe_url(ana, "marketing")), {"List-Unsubscribe": "One-Click"}
     )
     assert response.status_code == 200
@@ -143,7 +149,7 @@ def test_one_click_as_multipart_form_data_also_works(ana):
 def test_a_token_without_purpose_withdraws_every_purpose_with_consent(ana):
     record(ana)
     record(ana, purpose="surveys", channel="email")
-    Client().post(_path(unsubscribe_url(ana)))
+    english_client().post(_path(unsubscribe_url(ana)))
     assert set(_state(ana).values()) == {"withdrawn"}
     assert _state(ana, "surveys") == {
         "sms": "withdrawn",
@@ -159,7 +165,7 @@ def test_a_token_without_purpose_withdraws_every_purpose_with_consent(ana):
 def test_a_bad_or_forged_token_gets_a_clear_404(ana, token):
     record(ana)
     for method in ("get", "post"):
-        response = getattr(Client(), method)(f"/u/{token}/")
+        response = getattr(english_client(), method)(f"/u/{token}/")
         assert response.status_code == 404
         assert "This link does not work" in response.content.decode()
     assert not _entries(ana, status="withdrawn").exists()
@@ -173,16 +179,16 @@ def test_a_token_of_one_organisation_cannot_touch_anothers_contact(ana, bor):
     # could make one): the contact is looked up in A, so it is not found.
     crossed = signing.dumps({"o": ana.organisation_id, "c": bor.pk}, salt=SALT, compress=True)
     for path in (f"/u/{crossed}/", f"/u/{crossed}/preferences/"):
-        assert Client().post(path, {"List-Unsubscribe": "One-Click"}).status_code == 404
+        assert english_client().post(path, {"List-Unsubscribe": "One-Click"}).status_code == 404
     # Editing the organisation id inside A's token breaks its signature.
     token = unsubscribe_token_make(ana, "marketing")
     payload = signing.loads(token, salt=SALT)
     payload["o"] = bor.organisation_id
     tampered = token.split(":")[0] + ":" + signing.dumps(payload, salt=SALT).split(":")[-1]
-    assert Client().post(f"/u/{tampered}/").status_code == 404
+    assert english_client().post(f"/u/{tampered}/").status_code == 404
     assert _state(bor) == {"sms": "given", "email": "given", "whatsapp": "given"}
     # A's own token works on A only.
-    Client().post(_path(unsubscribe_url(ana, "marketing")))
+    english_client().post(_path(unsubscribe_url(ana, "marketing")))
     assert _state(ana)["email"] == "withdrawn"
     assert _state(bor)["email"] == "given"
 
@@ -193,8 +199,30 @@ def test_unsubscribe_works_while_the_organisation_is_suspended(ana):
     org = ana.organisation
     org.suspended_at = timezone.now()
     org.save(update_fields=["suspended_at"])
-    Client().post(_path(unsubscribe_url(ana, "marketing")))
+    english_client().post(_path(unsubscribe_url(ana, "marketing")))
     assert _state(ana)["sms"] == "withdrawn"
+
+
+def test_the_pages_speak_slovenian_to_a_slovenian_contact(org_a):
+    contact = make_contact(org_a, first_name="Maja", preferred_language="sl")
+    record(contact)
+    body = Client().get(_path(unsubscribe_url(contact, "marketing"))).content.decode()
+    assert 'lang="sl"' in body
+    assert "Clinic A: ne želite več prejemati trženjskih sporočil?" in body
+    assert "Da, odjavi me" in body
+    done = Client().post(_path(unsubscribe_url(contact, "marketing"))).content.decode()
+    assert "Odjavljeni ste" in done
+    prefs = Client().get(_path(preferences_url(contact))).content.decode()
+    assert "Shrani moje izbire" in prefs
+    assert "Strinjam se, da mi klinika pošilja novice" in prefs  # the Slovenian wording
+
+
+@pytest.mark.obligation("CON-2")
+def test_the_code_goes_out_in_the_page_language(org_a):
+    Client().post("/c/clinic-a/", _signup_data(), HTTP_ACCEPT_LANGUAGE="sl")
+    message = mail.outbox[-1]
+    assert message.subject.startswith("Vaša koda") and "Clinic A" in message.subject
+    assert "Vaša potrditvena koda je" in message.body
 
 
 # --- preference page ----------------------------------------------------------------------------
@@ -208,7 +236,7 @@ def _prefs(contact):
 def test_preference_page_shows_the_derived_state(ana):
     record(ana, channel="all")
     record(ana, "withdrawn", channel="sms")
-    response = Client().get(_prefs(ana))
+    response = english_client().get(_prefs(ana))
     assert response.status_code == 200
     form = response.context["form"]
     assert form["marketing__email"].value() is True
@@ -220,7 +248,7 @@ def test_preference_page_shows_the_derived_state(ana):
 @pytest.mark.obligation("CON-2")
 def test_preference_page_writes_only_what_changed(ana):
     record(ana, channel="all")
-    client = Client(
+    client = english_client(
         HTTP_USER_AGENT="Safari/18", REMOTE_ADDR="203.0.113.9", HTTP_ACCEPT_LANGUAGE="en"
     )
     before = set(_entries(ana).values_list("pk", flat=True))
@@ -254,7 +282,7 @@ def test_preference_page_writes_only_what_changed(ana):
 @pytest.mark.obligation("CON-2")
 def test_preference_page_turns_everything_off_in_one_entry_per_purpose(ana):
     record(ana, channel="all")
-    Client().post(_prefs(ana), {})
+    english_client().post(_prefs(ana), {})
     latest = _entries(ana).order_by("-pk").first()
     assert (latest.channel, latest.status, latest.source) == ("all", "withdrawn", "preference_page")
     assert _entries(ana).count() == 2
@@ -262,7 +290,7 @@ def test_preference_page_turns_everything_off_in_one_entry_per_purpose(ana):
 
 @pytest.mark.obligation("CON-2")
 def test_preference_page_needs_a_valid_token(ana):
-    assert Client().get("/u/forged/preferences/").status_code == 404
+    assert english_client().get("/u/forged/preferences/").status_code == 404
 
 
 # --- public consent form with double opt-in -----------------------------------------------------
@@ -300,21 +328,21 @@ def test_signup_form_shows_the_published_wording_in_the_page_language(org_a):
     wording_publish(
         organisation=org_a, purpose="marketing", version="2", language="en", text="News, v2."
     )
-    body = Client().get("/c/clinic-a/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    body = english_client().get("/c/clinic-a/").content.decode()
     assert "Stay in touch with Clinic A" in body
     assert "News, v2." in body
     assert "I agree that the clinic may invite me to satisfaction" in body
-    sl = Client().get("/c/clinic-a/", HTTP_ACCEPT_LANGUAGE="sl").content.decode()
+    sl = english_client().get("/c/clinic-a/", HTTP_ACCEPT_LANGUAGE="sl").content.decode()
     assert "Strinjam se, da mi klinika pošilja novice" in sl
 
 
 def test_signup_form_of_an_unknown_organisation_is_404(db):
-    assert Client().get("/c/nobody/").status_code == 404
+    assert english_client().get("/c/nobody/").status_code == 404
 
 
 @pytest.mark.obligation("CON-1", "CON-2")
 def test_double_opt_in_by_email_creates_the_contact_and_records_consent(org_a):
-    client = Client(HTTP_USER_AGENT="Firefox/140", REMOTE_ADDR="192.0.2.44")
+    client = english_client(HTTP_USER_AGENT="Firefox/140", REMOTE_ADDR="192.0.2.44")
     response = client.post("/c/clinic-a/", _signup_data(), HTTP_ACCEPT_LANGUAGE="en")
     assert response.status_code == 302, response.content.decode()
     pending = PendingSignup.objects.get()
@@ -353,7 +381,7 @@ def test_double_opt_in_by_email_creates_the_contact_and_records_consent(org_a):
 
 @pytest.mark.obligation("CON-2")
 def test_double_opt_in_matches_an_existing_contact_by_the_verified_address(ana):
-    client = Client()
+    client = english_client()
     response = client.post(
         "/c/clinic-a/",
         _signup_data(
@@ -371,7 +399,7 @@ def test_double_opt_in_matches_an_existing_contact_by_the_verified_address(ana):
 
 @pytest.mark.obligation("CON-2")
 def test_a_phone_only_signup_gets_the_code_by_sms(org_a, sms_outbox):
-    client = Client()
+    client = english_client()
     response = client.post(
         "/c/clinic-a/", _signup_data(email="", phone="041 555 666", channels=["sms"])
     )
@@ -388,7 +416,7 @@ def test_a_phone_only_signup_gets_the_code_by_sms(org_a, sms_outbox):
 
 def test_phone_only_signup_asks_for_an_email_when_sms_is_not_available(org_a, settings):
     settings.MESSAGING_PROVIDER = "infobip"
-    response = Client().post(
+    response = english_client().post(
         "/c/clinic-a/", _signup_data(email="", phone="041 555 666", channels=["sms"])
     )
     assert response.status_code == 400
@@ -398,7 +426,7 @@ def test_phone_only_signup_asks_for_an_email_when_sms_is_not_available(org_a, se
 
 @pytest.mark.obligation("CON-2")
 def test_wrong_code_counts_attempts_and_locks_after_five(org_a):
-    client = Client()
+    client = english_client()
     response = client.post("/c/clinic-a/", _signup_data())
     code = _code_from_mail()
     wrong = "000000" if code != "000000" else "111111"
@@ -416,7 +444,7 @@ def test_wrong_code_counts_attempts_and_locks_after_five(org_a):
 
 @pytest.mark.obligation("CON-2")
 def test_expired_code_is_refused_and_purged(org_a, time_machine):
-    client = Client()
+    client = english_client()
     response = client.post("/c/clinic-a/", _signup_data())
     code = _code_from_mail()
     time_machine.move_to(timezone.now() + dt.timedelta(minutes=31))
@@ -431,7 +459,7 @@ def test_expired_code_is_refused_and_purged(org_a, time_machine):
 
 
 def test_a_code_page_of_another_organisation_is_not_found(org_a, org_b):
-    client = Client()
+    client = english_client()
     response = client.post("/c/clinic-a/", _signup_data())
     reference = PendingSignup.objects.get().reference
     assert client.get(f"/c/clinic-b/confirm/{reference}/").status_code == 404
@@ -440,7 +468,7 @@ def test_a_code_page_of_another_organisation_is_not_found(org_a, org_b):
 
 @pytest.mark.obligation("CON-2")
 def test_honeypot_and_too_fast_posts_send_nothing(org_a):
-    client = Client()
+    client = english_client()
     for data in (
         _signup_data(website="http://spam.example"),
         _signup_data(started=form_started_stamp(time.time())),
@@ -454,14 +482,14 @@ def test_honeypot_and_too_fast_posts_send_nothing(org_a):
 
 
 def test_signup_form_says_what_to_fix(org_a):
-    response = Client().post(
+    response = english_client().post(
         "/c/clinic-a/",
         _signup_data(first_name="", last_name="", email="", purposes=[], channels=["sms"]),
     )
     body = response.content.decode()
     assert response.status_code == 400
     assert "Tick at least one kind of message." in body
-    response = Client().post("/c/clinic-a/", _signup_data(channels=["sms"]))
+    response = english_client().post("/c/clinic-a/", _signup_data(channels=["sms"]))
     assert "Add your phone number, or untick SMS and WhatsApp." in response.content.decode()
 
 
@@ -470,7 +498,7 @@ def test_signups_are_rate_limited_per_network(org_a, monkeypatch):
     from consent import public_views
 
     monkeypatch.setattr(public_views, "SIGNUPS_PER_ADDRESS_HOUR", 2)
-    client = Client(REMOTE_ADDR="198.51.100.20")
+    client = english_client(REMOTE_ADDR="198.51.100.20")
     for n in range(2):
         response = client.post("/c/clinic-a/", _signup_data(email=f"p{n}@example.test"))
         assert response.status_code == 302
@@ -479,16 +507,16 @@ def test_signups_are_rate_limited_per_network(org_a, monkeypatch):
     assert "Please try again later" in response.content.decode()
     assert len(mail.outbox) == 2
     # Another network is not held up.
-    other = Client(REMOTE_ADDR="198.51.100.21")
+    other = english_client(REMOTE_ADDR="198.51.100.21")
     assert other.post("/c/clinic-a/", _signup_data(email="p4@example.test")).status_code == 302
 
 
 @pytest.mark.obligation("CON-2")
 def test_codes_to_one_address_are_rate_limited(org_a):
     for n in range(3):
-        client = Client(REMOTE_ADDR=f"198.51.100.{30 + n}")
+        client = english_client(REMOTE_ADDR=f"198.51.100.{30 + n}")
         assert client.post("/c/clinic-a/", _signup_data()).status_code == 302
-    response = Client(REMOTE_ADDR="198.51.100.40").post("/c/clinic-a/", _signup_data())
+    response = english_client(REMOTE_ADDR="198.51.100.40").post("/c/clinic-a/", _signup_data())
     assert "already sent several codes" in response.content.decode()
     assert len(mail.outbox) == 3
 
@@ -496,6 +524,6 @@ def test_codes_to_one_address_are_rate_limited(org_a):
 def test_a_suspended_clinic_takes_no_signups(org_a):
     org_a.suspended_at = timezone.now()
     org_a.save(update_fields=["suspended_at"])
-    response = Client().post("/c/clinic-a/", _signup_data())
+    response = english_client().post("/c/clinic-a/", _signup_data())
     assert "cannot take sign-ups online" in response.content.decode()
     assert not mail.outbox
