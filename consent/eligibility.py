@@ -12,6 +12,7 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from django.db.models import Case, F, Value, When
 from django.utils import timezone
 
 from carely.orgs.models import Organisation
@@ -26,7 +27,13 @@ from consent.models import (
     Status,
     SuppressionEntry,
 )
-from consent.selectors import States, consent_states, lapse_due, relationship_is_live
+from consent.selectors import (
+    ConsentState,
+    consent_latest,
+    lapse_due,
+    relationship_is_live,
+    values_in,
+)
 from contacts.models import Contact
 from contacts.validation import is_minor
 
@@ -92,8 +99,17 @@ _CONTACT_COLUMNS = (
     "relationship_status",
     "relationship_started_at",
     "relationship_ended_at",
-    "birth_date",
+    "minor_birth_date",
 )
+# The stored flag is a superset of today's minors (it goes stale only on an 18th birthday, and
+# nobody under 13 is stored, CNT-6), so only flagged contacts' birth dates are decrypted and the
+# age is computed afresh from them.
+_MINOR_BIRTH_DATE = Case(When(is_minor=True, then=F("birth_date")), default=Value(None))
+
+
+# Plain strings for the per-contact loop: comparing with enum members is several times slower.
+_DIRECT_MARKETING = ObjectionKind.DIRECT_MARKETING.value
+_WITHDRAWN, _GIVEN, _LAPSED = Status.WITHDRAWN.value, Status.GIVEN.value, Cause.LAPSED.value
 
 
 def eligibility_decide(
@@ -146,14 +162,18 @@ def eligibility_decide(
         .first()
     )
     # 2. The purpose must exist, or every contact would silently read as "no consent".
-    purposes = Purpose.objects.for_organisation(organisation)
-    if marketing and not purposes.filter(slug=purpose).exists():
+    purpose_id = None
+    if marketing:
+        purposes = Purpose.objects.for_organisation(organisation).filter(slug=purpose)
+        purpose_id = purposes.values_list("pk", flat=True).first()
+    if marketing and purpose_id is None:
         raise EligibilityQueryError(f"no purpose {purpose!r} in organisation {organisation.pk}")
     # 3. The contacts: blind indexes tell whether an address exists without decrypting it.
     contacts = {
         row[0]: row
         for row in Contact.objects.for_organisation(organisation)
-        .filter(pk__in=ids)
+        .filter(values_in(Contact, "id", ids))
+        .annotate(minor_birth_date=_MINOR_BIRTH_DATE)
         .values_list(*_CONTACT_COLUMNS)
     }
     # 4. Objections.
@@ -162,10 +182,11 @@ def eligibility_decide(
     on_grounds: set[int] = set()  # legitimate interest, grounds recorded
     for contact_id, objection_kind, grounds_at in (
         Objection.objects.for_organisation(organisation)
-        .filter(contact_id__in=list(contacts))
+        .filter(values_in(Objection, "contact", list(contacts)))
+        .order_by()
         .values_list("contact_id", "kind", "grounds_recorded_at")
     ):
-        if objection_kind == ObjectionKind.DIRECT_MARKETING:
+        if objection_kind == _DIRECT_MARKETING:
             direct_marketing.add(contact_id)
         elif grounds_at is None:
             unresolved.add(contact_id)
@@ -174,21 +195,23 @@ def eligibility_decide(
     on_grounds -= unresolved  # one objection still waiting for grounds is enough to stop
 
     suppressed: set[str] = set()
-    states: States = {}
+    states: dict[int, ConsentState] = {}
     if marketing:
         # 5. Suppression: the digests are the contacts' own blind indexes (same key and form).
         digests = {d for row in contacts.values() for d in row[1:4] if d}
         suppressed = set(
             SuppressionEntry.objects.for_organisation(organisation)
-            .filter(digest__in=list(digests))
+            .filter(values_in(SuppressionEntry, "digest", digests))
             .values_list("digest", flat=True)
         )
         # 6. The derived consent state for this purpose and channel.
-        states = consent_states(
+        assert purpose is not None and purpose_id is not None
+        states = consent_latest(
             organisation=organisation,
             contact_ids=list(contacts),
             purpose=purpose,
-            channels=[channel],
+            purpose_id=purpose_id,
+            channel=channel,
         )
 
     decisions: dict[int, Decision] = {}
@@ -220,20 +243,20 @@ def eligibility_decide(
             reasons.append(Reason.OBJECTION)
         if {email, phone, external_id} & suppressed:
             reasons.append(Reason.SUPPRESSED)
-        state = states.get(contact_id, {}).get((str(purpose), channel))
+        state = states.get(contact_id)
         entry_id = guardian_id = None
         if state is None:
             reasons.append(Reason.NO_CONSENT)
-        elif state.current.status == Status.WITHDRAWN:
-            lapsed = state.current.cause == Cause.LAPSED
+        elif state.current.status == _WITHDRAWN:
+            lapsed = state.current.cause == _LAPSED
             reasons.append(Reason.LAPSED if lapsed else Reason.WITHDRAWN)
         elif not live and lapse_due(state.current.recorded_at, now):
             reasons.append(Reason.LAPSED)  # due, and the daily job has not written it yet
         else:
             entry_id = state.current.id
-            if is_minor(birth, today):
+            if birth is not None and is_minor(birth, today):
                 guardian = state.guardian
-                if guardian is None or guardian.status != Status.GIVEN:
+                if guardian is None or guardian.status != _GIVEN:
                     reasons.append(Reason.MINOR_WITHOUT_GUARDIAN_CONSENT)
                 else:
                     guardian_id = guardian.id

@@ -11,9 +11,23 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass
+from typing import NamedTuple
 
-from django.db.models import QuerySet
+from django.db import connections
+from django.db.models import (
+    BooleanField,
+    ExpressionWrapper,
+    F,
+    Field,
+    ForeignKey,
+    IntegerField,
+    Model,
+    Q,
+    QuerySet,
+    Window,
+)
+from django.db.models.expressions import RawSQL
+from django.db.models.functions import RowNumber
 
 from carely.orgs.models import Organisation
 from carely.orgs.scoping import require_organisation
@@ -30,9 +44,9 @@ from consent.models import (
 from contacts.models import RelationshipStatus
 
 
-@dataclass(frozen=True)
-class EntryRef:
-    """The part of an entry the derived state needs."""
+class EntryRef(NamedTuple):
+    """The part of an entry the derived state needs. (A named tuple: the eligibility decision
+    builds thousands per batch, and tuples are several times cheaper than frozen dataclasses.)"""
 
     id: int
     status: str
@@ -46,8 +60,7 @@ class EntryRef:
         return self.status == Status.GIVEN
 
 
-@dataclass(frozen=True)
-class ConsentState:
+class ConsentState(NamedTuple):
     """The state of one contact, purpose and concrete channel."""
 
     purpose: str
@@ -62,6 +75,31 @@ class ConsentState:
 
 # {contact_id: {(purpose slug, concrete channel): ConsentState}}
 States = dict[int, dict[tuple[str, str], ConsentState]]
+
+
+def values_in(model: type[Model], field_name: str, values: Collection[object]) -> Q:
+    """``field IN values`` for a batch (hundreds to thousands of integers or keyed hashes).
+
+    On PostgreSQL the values go as one comma-separated text parameter that the server splits:
+    Django binds parameters on the client, and quoting a 1,000-element IN list or array there
+    costs more than running the query (bench/consent_eligibility.py). ``= ANY(...)`` uses the
+    same index as IN.
+    """
+    connection = connections[model._default_manager.db]
+    if connection.vendor != "postgresql":
+        return Q(**{f"{field_name}__in": list(values)})
+    model_field = model._meta.get_field(field_name)
+    assert isinstance(model_field, Field)
+    numeric = isinstance(model_field, IntegerField | ForeignKey)
+    texts = [str(v) for v in values]
+    if not numeric and any("," in t for t in texts):
+        raise ValueError(f"values_in: a {field_name} value contains a comma")
+    quote = connection.ops.quote_name
+    column = f"{quote(model._meta.db_table)}.{quote(str(model_field.column))}"
+    element = "bigint" if numeric else "text"
+    # Only quoted model names go into the SQL; the values are one parameter.
+    sql = f"{column} = ANY(string_to_array(%s, ',')::{element}[])"
+    return Q(RawSQL(sql, [",".join(texts)], output_field=BooleanField()))  # noqa: S611
 
 
 def _channels_of(channel: str) -> tuple[str, ...]:
@@ -84,7 +122,9 @@ def consent_states(
     ids = list(contact_ids)
     if not ids:
         return {}
-    entries = ConsentEntry.objects.for_organisation(organisation).filter(contact_id__in=ids)
+    entries = ConsentEntry.objects.for_organisation(organisation).filter(
+        values_in(ConsentEntry, "contact", ids)
+    )
     if purpose is not None:
         entries = entries.filter(purpose__slug=purpose)
     wanted = set(channels)
@@ -110,6 +150,51 @@ def consent_states(
             slug, concrete, ref, guardian.get((contact_id, slug, concrete))
         )
     return states
+
+
+def consent_latest(
+    *,
+    organisation: Organisation | None,
+    contact_ids: Collection[int],
+    purpose: str,
+    purpose_id: int,
+    channel: str,
+) -> dict[int, ConsentState]:
+    """``consent_states`` for one purpose and one concrete channel, in one query, with the
+    database picking the latest rows: at most two per contact (the latest entry by anyone but a
+    guardian, and the latest by a guardian), whatever the length of the ledger. The eligibility
+    decision asks this for every batch of a send.
+    """
+    organisation = require_organisation(organisation)
+    if not contact_ids:
+        return {}
+    by_guardian = ExpressionWrapper(Q(source=Source.GUARDIAN), output_field=BooleanField())
+    rows = (
+        ConsentEntry.objects.for_organisation(organisation)
+        .filter(values_in(ConsentEntry, "contact", contact_ids))
+        .filter(purpose_id=purpose_id, channel__in=[channel, Channel.ALL])
+        .annotate(
+            rank=Window(
+                RowNumber(),
+                partition_by=[F("contact_id"), by_guardian],
+                order_by=[F("recorded_at").desc(), F("pk").desc()],
+            )
+        )
+        .filter(rank=1)
+        .order_by()  # the model's ordering would sort the result for nothing
+        .values_list("contact_id", "pk", "status", "recorded_at", "source", "cause", "channel")
+    )
+    latest: dict[int, tuple[EntryRef, EntryRef | None]] = {}
+    for contact_id, pk, status, recorded_at, source, cause, entry_channel in rows:
+        ref = EntryRef(pk, status, recorded_at, source, cause, entry_channel)
+        seen = latest.get(contact_id)
+        guardian = ref if source == _GUARDIAN else (seen[1] if seen else None)
+        newest = ref if seen is None or (ref[2], ref[0]) > (seen[0][2], seen[0][0]) else seen[0]
+        latest[contact_id] = (newest, guardian)
+    return {
+        contact_id: ConsentState(purpose, channel, current, guardian)
+        for contact_id, (current, guardian) in latest.items()
+    }
 
 
 def consent_ledger(*, organisation: Organisation | None, contact_id: int) -> QuerySet[ConsentEntry]:
@@ -144,11 +229,16 @@ def objection_list(*, organisation: Organisation | None, contact_id: int) -> Que
     return Objection.objects.for_organisation(organisation).filter(contact_id=contact_id)
 
 
+# Plain strings: comparing with an enum member is several times slower, and these run per contact.
+_ACTIVE = RelationshipStatus.ACTIVE.value
+_GUARDIAN = Source.GUARDIAN.value
+
+
 def relationship_is_live(
     status: str, started: dt.date | None, ended: dt.date | None, today: dt.date
 ) -> bool:
     """A business relationship counts when it is active and has begun and not ended by today."""
-    if status != RelationshipStatus.ACTIVE:
+    if status != _ACTIVE:
         return False
     if started is not None and started > today:
         return False
