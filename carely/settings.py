@@ -8,6 +8,7 @@ variable a real deployment needs and refuses to start without it.
 from __future__ import annotations
 
 import secrets
+from datetime import time as dt_time
 from datetime import timedelta
 from pathlib import Path
 
@@ -94,6 +95,7 @@ INSTALLED_APPS = [
     "contacts",
     "files",
     "consent",
+    "messaging",
 ]
 
 MIDDLEWARE = [
@@ -278,6 +280,60 @@ EMAIL_PROVIDER = env.choice(
 if EMAIL_PROVIDER == "infobip" and not INFOBIP_API_KEY:
     raise ConfigError("INFOBIP_API_KEY must be set when EMAIL_PROVIDER=infobip")
 SES_REGION = env.text("SES_REGION", required=EMAIL_PROVIDER == "ses")
+# The adapter per channel (messaging.providers), chosen like EMAIL_BACKEND: a dotted path.
+_SMS_PROVIDER = {
+    "console": "messaging.providers.console.ConsoleProvider",
+    "infobip": "messaging.providers.infobip.InfobipSmsProvider",
+}
+_EMAIL_PROVIDER = {
+    "console": "messaging.providers.console.ConsoleProvider",
+    "infobip": "messaging.providers.infobip.InfobipEmailProvider",
+    "ses": "messaging.providers.ses.SesEmailProvider",
+}
+_WHATSAPP_PROVIDER = {
+    "console": "messaging.providers.console.ConsoleProvider",
+    "infobip": "messaging.providers.infobip.InfobipWhatsAppProvider",
+}
+MESSAGING_PROVIDERS = {
+    "sms": _SMS_PROVIDER[MESSAGING_PROVIDER],
+    "email": _EMAIL_PROVIDER[EMAIL_PROVIDER],
+    "whatsapp": _WHATSAPP_PROVIDER[MESSAGING_PROVIDER],
+}
+# Platform sender ids; an organisation's ProviderAccount may override each.
+MESSAGING_SMS_SENDER = env.text("MESSAGING_SMS_SENDER", "Carely")
+MESSAGING_WHATSAPP_SENDER = env.text("MESSAGING_WHATSAPP_SENDER", "")
+SES_ENDPOINT_URL = env.url("SES_ENDPOINT_URL", ("http", "https"))
+SES_CONFIGURATION_SET = env.text("SES_CONFIGURATION_SET", "")
+# Dispatch: rows claimed per round, messages per provider request (Infobip publishes no cap;
+# INTEGRATIONS.md 1.4), how long a worker owns a claimed row, and the back-off on 429/5xx.
+MESSAGING_CLAIM_BATCH = env.number("MESSAGING_CLAIM_BATCH", 1000, minimum=1)
+MESSAGING_PROVIDER_BATCH = env.number("MESSAGING_PROVIDER_BATCH", 500, minimum=1)
+MESSAGING_LEASE_SECONDS = env.number("MESSAGING_LEASE_SECONDS", 120, minimum=5)
+MESSAGING_MAX_ATTEMPTS = env.number("MESSAGING_MAX_ATTEMPTS", 10, minimum=1)
+MESSAGING_BACKOFF_BASE_SECONDS = env.number("MESSAGING_BACKOFF_BASE_SECONDS", 2, minimum=0)
+MESSAGING_BACKOFF_MAX_SECONDS = env.number("MESSAGING_BACKOFF_MAX_SECONDS", 900, minimum=1)
+MESSAGING_HTTP_TIMEOUT_SECONDS = env.number("MESSAGING_HTTP_TIMEOUT_SECONDS", 30, minimum=1)
+# Provider requests per second per provider account, shared by every worker (Redis when
+# REDIS_URL is set, per process otherwise).
+MESSAGING_RATE_LIMIT_PER_SECOND = env.number("MESSAGING_RATE_LIMIT_PER_SECOND", 50, minimum=1)
+# A row left in "sending" with the provider called is re-queued only once the provider has
+# said, this long after the call, that it never got it (its logs lag a little).
+MESSAGING_RECONCILE_GRACE_SECONDS = env.number("MESSAGING_RECONCILE_GRACE_SECONDS", 600, minimum=0)
+MESSAGING_TRANSACTIONAL_QUEUE = "messaging-transactional"
+MESSAGING_BULK_QUEUE = "messaging-bulk"
+# Quiet hours (MSG-4) in the organisation's time zone unless its ProviderAccount says otherwise.
+def _clock(name: str, default: str) -> dt_time:
+    value = env.text(name, default) or default
+    try:
+        return dt_time.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(f"{name} must be a time of day like 20:00, got {value!r}") from None
+
+
+MESSAGING_QUIET_HOURS = (
+    _clock("MESSAGING_QUIET_HOURS_START", "20:00"),
+    _clock("MESSAGING_QUIET_HOURS_END", "08:00"),
+)
 AI_DRAFTING_ENABLED = env.flag("AI_DRAFTING_ENABLED", default=False)
 BEDROCK_REGION = env.text("BEDROCK_REGION", required=AI_DRAFTING_ENABLED)
 BEDROCK_MODEL_ID = env.text("BEDROCK_MODEL_ID", required=AI_DRAFTING_ENABLED)

@@ -1,0 +1,133 @@
+"""Personal-data declarations for messaging (ADR 5).
+
+A message's contents, address and unsubscribe headers are the contact's data. Erasure empties
+them and cuts the link to the contact but keeps the row itself (channel, kind, status, times,
+part counts): that is what usage metering counts (TEN-5), and nothing in it points at a person
+any more. The status timeline holds codes, ids and times only (no content, name or address), and
+after erasure it hangs on an anonymous row, so it is declared not personal. Who enqueued a
+message is a staff member's id, kept for accountability.
+"""
+
+from carely.privacy.registry import Category, Erase, Personal, Reach, registry
+
+_ACCOUNTABILITY = (
+    "GDPR Art. 5(2): who had a message sent to a patient is part of showing how their data was "
+    "used; only the staff member's id is kept"
+)
+
+
+def _contact(category: Category, **kwargs: object) -> Personal:
+    return Personal(category, erase=Erase.NULL, subject="contact", **kwargs)  # type: ignore[arg-type]
+
+
+registry.declare(
+    "messaging.Message",
+    reach=[Reach("contact", "contact_id"), Reach("staff_user", "created_by_id")],
+    retention="contact_consent",
+    purposes=["appointment_reminders", "marketing", "surveys", "review_requests"],
+    recipients=["infobip", "amazon_ses"],
+    fields={
+        "contact": _contact(Category.IDENTITY, export="contact_id"),
+        "subject": _contact(Category.MESSAGE_CONTENT),
+        "body": _contact(Category.MESSAGE_CONTENT),
+        "html_body": _contact(Category.MESSAGE_CONTENT),
+        "extras": _contact(Category.MESSAGE_CONTENT, export=False),
+        "to_address": _contact(Category.CONTACT),
+        "consent_entry_id": _contact(Category.CONSENT_EVIDENCE),
+        "created_by": Personal(
+            Category.TECHNICAL_LOG,
+            erase=Erase.KEEP_RESTRICTED,
+            legal_reason=_ACCOUNTABILITY,
+            export="created_by_user_id",
+            subject="staff_user",
+        ),
+    },
+    not_personal=[
+        "id",
+        "organisation",
+        "channel",
+        "kind",
+        "purpose",
+        "template",
+        "template_version",
+        "legal_basis",
+        "refusal_reasons",
+        "our_id",
+        "provider",
+        "provider_message_id",
+        "dedupe_key",
+        "status",
+        "due_at",
+        "respect_quiet_hours",
+        "lease_owner",
+        "lease_until",
+        "handed_at",
+        "attempts",
+        "last_error",
+        "error_permanent",
+        "parts_estimated",
+        "parts_reported",
+        "campaign_id",
+        "created_at",
+        "sent_at",
+        "final_at",
+        "api_key",
+    ],
+)
+
+registry.declare(
+    "messaging.WhatsAppSession",
+    reach=Reach("contact", "contact_id"),
+    retention="contact_consent",
+    purposes=["appointment_reminders"],
+    fields={
+        "contact": Personal(Category.CONTACT, erase=Erase.DELETE_ROW, export="contact_id"),
+        "last_inbound_at": Personal(Category.CONTACT, erase=Erase.DELETE_ROW),
+    },
+    not_personal=["id", "organisation"],
+)
+
+registry.not_personal_model(
+    "messaging.MessageEvent",
+    reason=(
+        "a message's status timeline: event names, times, provider status and error ids, "
+        "refusal reason codes; never content, names or addresses (the writers refuse them). It "
+        "hangs on a Message whose contact link and contents erasure empties"
+    ),
+)
+# A clinic's message texts with {{ placeholders }} (values are filled in per message); only the
+# author's staff id is personal.
+registry.declare(
+    "messaging.MessageTemplate",
+    reach=Reach("staff_user", "created_by_id"),
+    retention="customer_contact_persons",
+    purposes=["accountability"],
+    fields={
+        "created_by": Personal(
+            Category.TECHNICAL_LOG,
+            erase=Erase.KEEP_RESTRICTED,
+            legal_reason=_ACCOUNTABILITY,
+            export="created_by_user_id",
+        ),
+    },
+    not_personal=[
+        "id",
+        "organisation",
+        "name",
+        "kind",
+        "channel",
+        "language",
+        "version",
+        "subject",
+        "body",
+        "html_body",
+        "variables",
+        "whatsapp_template_name",
+        "created_at",
+        "retired_at",
+    ],
+)
+registry.not_personal_model(
+    "messaging.ProviderAccount",
+    reason="an organisation's provider credentials, sender ids, webhook token and quiet hours",
+)

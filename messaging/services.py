@@ -1,0 +1,715 @@
+"""Every write of the messaging app that is not dispatch itself: templates, enqueue, cancel.
+
+``message_enqueue`` is the one way a message comes to exist (MSG-6, MSG-9): it renders the text
+(a missing variable fails here, before anything is queued, MSG-3), asks ``eligibility_decide``
+(CON-3..CON-7; dispatch asks again, MSG-5), adds the opt-out line or unsubscribe link and
+headers to marketing (MSG-8), writes the row with its ``queued`` event and, on commit, wakes a
+dispatch worker on the kind's own queue.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from carely.audit.services import audit_record
+from carely.orgs.models import Organisation, User
+from carely.orgs.scoping import require_organisation
+from consent.eligibility import Decision, eligibility_decide
+from consent.links import list_unsubscribe_headers, unsubscribe_url
+from contacts.models import Contact
+from messaging import templating
+from messaging.models import (
+    WAITING,
+    Channel,
+    EventSource,
+    Kind,
+    Message,
+    MessageEvent,
+    MessageTemplate,
+    ProviderAccount,
+    Status,
+    WhatsAppSession,
+    queue_for,
+)
+from messaging.segments import MAX_PARTS, sms_encoding, transliterate
+
+
+class RefusalReason:
+    """Refusals messaging adds to the eligibility decision's (``consent.eligibility.Reason``)."""
+
+    WHATSAPP_SESSION_CLOSED = "whatsapp_session_closed"
+
+
+class MessageRefused(Exception):
+    """The eligibility decision (or the WhatsApp session window) says no; ``reasons`` lists
+    every stable code, for a 422 problem body or a report."""
+
+    def __init__(self, reasons: Sequence[str]) -> None:
+        self.reasons = list(reasons)
+        super().__init__("message refused: " + ", ".join(self.reasons))
+
+
+class MessageInvalid(ValueError):
+    """The request itself is wrong (template, variables, text, length); ``problems`` names each
+    one, with what to do."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = list(problems)
+        super().__init__(" ".join(self.problems))
+
+
+class MessageNotCancellable(ValueError):
+    pass
+
+
+WHATSAPP_SESSION = dt.timedelta(hours=24)
+
+# The opt-out line every marketing SMS ends with (MSG-8), in the contact's language. A fixed
+# table rather than gettext: it must exist for every language a clinic writes in, and a missing
+# catalogue must not silently fall back to a line the patient cannot read.
+SMS_OPT_OUT = {
+    "sl": "Odjava: {url}",
+    "en": "Unsubscribe: {url}",
+    "de": "Abmelden: {url}",
+    "hr": "Odjava: {url}",
+    "it": "Disiscriviti: {url}",
+}
+EMAIL_FOOTER = {
+    "sl": "Ne želite več prejemati teh sporočil? Odjava: {url}",
+    "en": "Don't want these messages any more? Unsubscribe: {url}",
+    "de": "Sie möchten diese Nachrichten nicht mehr erhalten? Abmelden: {url}",
+    "hr": "Ne želite više primati ove poruke? Odjava: {url}",
+    "it": "Non vuoi più ricevere questi messaggi? Disiscriviti: {url}",
+}
+EMAIL_FOOTER_LINK = {
+    "sl": "Odjava",
+    "en": "Unsubscribe",
+    "de": "Abmelden",
+    "hr": "Odjava",
+    "it": "Disiscriviti",
+}
+
+
+# --- provider accounts ---------------------------------------------------------------------------
+def provider_account_for(organisation: Organisation) -> ProviderAccount:
+    """The organisation's provider account row, created on first use (its webhook token)."""
+    organisation = require_organisation(organisation)
+    account, _ = ProviderAccount.objects.get_or_create(organisation=organisation)
+    return account
+
+
+# --- templates -----------------------------------------------------------------------------------
+def template_save(
+    *,
+    organisation: Organisation,
+    name: str,
+    kind: str,
+    channel: str,
+    language: str,
+    body: str,
+    subject: str = "",
+    html_body: str = "",
+    variables: Iterable[str] = (),
+    whatsapp_template_name: str = "",
+    created_by: User | None = None,
+) -> MessageTemplate:
+    """Write a new version of the template ``name`` for ``channel`` and ``language``.
+
+    A version is never changed once written, so a message always shows the text it was made
+    from; the previous version is retired. Raises ``MessageInvalid`` naming every problem
+    (unknown placeholders with a suggestion, a subject missing on e-mail, ...).
+    """
+    organisation = require_organisation(organisation)
+    problems: list[str] = []
+    if kind not in Kind.values:
+        problems.append(f"kind must be one of {', '.join(Kind.values)}, not {kind!r}.")
+    if channel not in Channel.values:
+        problems.append(f"channel must be one of {', '.join(Channel.values)}, not {channel!r}.")
+    if not name.strip():
+        problems.append("Give the template a name.")
+    if not body.strip():
+        problems.append("The body is empty.")
+    if channel == Channel.EMAIL and not subject.strip():
+        problems.append("An e-mail template needs a subject.")
+    if channel != Channel.EMAIL and (subject or html_body):
+        problems.append("Only e-mail templates have a subject or an HTML body.")
+    if whatsapp_template_name and channel != Channel.WHATSAPP:
+        problems.append("whatsapp_template_name belongs to WhatsApp templates only.")
+    declared = list(dict.fromkeys(v.strip() for v in variables))
+    bad_names = [v for v in declared if not templating._NAME.fullmatch(v)]
+    if bad_names:
+        problems.append(
+            f"Variable names {', '.join(map(repr, bad_names))} are not valid: use lower-case "
+            "letters, digits and underscores, starting with a letter."
+        )
+    try:
+        templating.template_check(
+            [subject, body, html_body], marketing=kind == Kind.MARKETING, declared=declared
+        )
+    except templating.TemplateError as exc:
+        problems.extend(exc.problems)
+    if problems:
+        raise MessageInvalid(problems)
+    now = timezone.now()
+    with transaction.atomic():
+        versions = MessageTemplate.objects.for_organisation(organisation).filter(
+            name=name, channel=channel, language=language
+        )
+        latest = versions.select_for_update().order_by("-version").first()
+        template = MessageTemplate.objects.create(
+            organisation=organisation,
+            name=name,
+            kind=kind,
+            channel=channel,
+            language=language,
+            version=(latest.version + 1) if latest else 1,
+            subject=subject,
+            body=body,
+            html_body=html_body,
+            variables=declared,
+            whatsapp_template_name=whatsapp_template_name,
+            created_by=created_by,
+            created_at=now,
+        )
+        versions.filter(retired_at__isnull=True).exclude(pk=template.pk).update(retired_at=now)
+        audit_record(
+            action="message_template.saved",
+            organisation=organisation,
+            object_type="message_template",
+            object_id=template.pk,
+            details={"version": template.version, "channel": channel, "kind": kind},
+        )
+    return template
+
+
+# --- enqueue -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    body: str
+    html_body: str
+    extras: dict[str, Any]
+    parts: int
+
+
+def _language(contact: Contact, organisation: Organisation) -> str:
+    return (contact.preferred_language or organisation.default_language or "en")[:2].lower()
+
+
+def _in_language(table: Mapping[str, str], language: str) -> str:
+    return table.get(language) or table["en"]
+
+
+def _render(
+    *,
+    organisation: Organisation,
+    account: ProviderAccount,
+    contact: Contact,
+    channel: str,
+    kind: str,
+    purpose: str,
+    template: MessageTemplate | None,
+    variables: Mapping[str, Any],
+    text: str | None,
+) -> Rendered:
+    marketing = kind == Kind.MARKETING
+    given = {k: "" if v is None else str(v) for k, v in variables.items()}
+    values: dict[str, str] = {
+        "first_name": contact.first_name,
+        "last_name": contact.last_name,
+        "organisation_name": organisation.name,
+        **given,
+    }
+    url = unsubscribe_url(contact, purpose) if marketing else ""
+    if marketing:
+        values["unsubscribe_url"] = url
+    extras: dict[str, Any] = {}
+    if template is not None:
+        try:
+            parsed = [templating.parse(t) for t in (template.subject, template.body)]
+            html = templating.parse(template.html_body)
+            used = {n for p in (*parsed, html) for n in p.names}
+            templating.values_check(given, used)
+            subject, body = (templating.render(p, values) for p in parsed)
+            html_body = templating.render(html, values, html=True)
+        except templating.TemplateError as exc:
+            raise MessageInvalid(exc.problems) from exc
+        if template.whatsapp_template_name:
+            # Meta's templates take positional placeholders: ours in order of first use.
+            names = parsed[1].names
+            extras["whatsapp_template"] = {
+                "name": template.whatsapp_template_name,
+                "language": template.language,
+                "placeholders": [values[n] for n in names],
+            }
+    else:
+        if given:
+            raise MessageInvalid(["variables need a template; a free text is sent as written."])
+        subject, body, html_body = "", (text or ""), ""
+        used = set()
+    if not body.strip():
+        raise MessageInvalid(["The message is empty: give a template or a text."])
+
+    language = _language(contact, organisation)
+    if marketing and "unsubscribe_url" not in used:
+        if channel == Channel.EMAIL:
+            footer = _in_language(EMAIL_FOOTER, language).format(url=url)
+            body = f"{body}\n\n--\n{footer}"
+            if html_body:
+                label = _in_language(EMAIL_FOOTER_LINK, language)
+                html_body = f'{html_body}\n<p><a href="{url}">{label}</a></p>'
+        else:
+            body = f"{body}\n{_in_language(SMS_OPT_OUT, language).format(url=url)}"
+    if marketing and channel == Channel.EMAIL:
+        extras["headers"] = list_unsubscribe_headers(contact, purpose)
+
+    parts = 1
+    if channel == Channel.SMS:
+        if account.sms_transliterate:
+            body = transliterate(body)
+        encoding = sms_encoding(body)
+        if encoding.too_long:
+            raise MessageInvalid(
+                [
+                    f"The SMS would be {encoding.parts} parts ({encoding.encoding}); the limit is "
+                    f"{MAX_PARTS}. Shorten the text"
+                    + (
+                        " or switch on transliteration (č, š, ž force UCS-2)."
+                        if encoding.non_gsm
+                        else "."
+                    )
+                ]
+            )
+        parts = encoding.parts
+    elif channel == Channel.EMAIL and not subject:
+        raise MessageInvalid(["An e-mail needs a subject: send it with an e-mail template."])
+    return Rendered(subject, body, html_body, extras, parts)
+
+
+def whatsapp_session_open(
+    *, organisation: Organisation, contact_ids: Iterable[int], now: dt.datetime | None = None
+) -> set[int]:
+    """The contacts who wrote to the organisation on WhatsApp in the last 24 hours."""
+    since = (now or timezone.now()) - WHATSAPP_SESSION
+    return set(
+        WhatsAppSession.objects.filter(
+            organisation=organisation, contact_id__in=list(contact_ids), last_inbound_at__gte=since
+        ).values_list("contact_id", flat=True)
+    )
+
+
+def whatsapp_inbound_note(*, organisation: Organisation, contact: Contact, at: dt.datetime) -> None:
+    """Record that ``contact`` wrote on WhatsApp at ``at`` (for the inbound webhook): it opens
+    the 24-hour window in which free-form text may be sent."""
+    organisation = require_organisation(organisation)
+    with transaction.atomic():
+        session, created = WhatsAppSession.objects.select_for_update().get_or_create(
+            organisation=organisation, contact=contact, defaults={"last_inbound_at": at}
+        )
+        if not created and at > session.last_inbound_at:
+            session.last_inbound_at = at
+            session.save(update_fields=["last_inbound_at"])
+
+
+def needs_session(channel: str, extras: Mapping[str, Any]) -> bool:
+    return channel == Channel.WHATSAPP and "whatsapp_template" not in extras
+
+
+def _address(contact: Contact, channel: str) -> str:
+    return contact.email if channel == Channel.EMAIL else contact.phone
+
+
+def dispatch_kick_on_commit(kind: str) -> None:
+    """Wake a dispatch worker on the kind's queue once this transaction commits.
+
+    One wake-up per queue per transaction is enough (a worker drains every due row), so a
+    campaign that enqueues thousands of rows in one transaction sends one task, not thousands.
+    """
+    queue = queue_for(kind)
+    pending = getattr(connection, "run_on_commit", [])
+    if any(getattr(f, "messaging_queue", None) == queue for _sids, f, *_ in pending):
+        return
+
+    def kick() -> None:
+        from messaging.tasks import messages_dispatch
+
+        messages_dispatch.apply_async(kwargs={"queue": queue}, queue=queue)
+
+    kick.messaging_queue = queue  # type: ignore[attr-defined]
+    transaction.on_commit(kick)
+
+
+def message_enqueue(
+    *,
+    organisation: Organisation,
+    contact: Contact,
+    channel: str,
+    kind: str,
+    purpose: str,
+    template: MessageTemplate | None = None,
+    variables: Mapping[str, Any] | None = None,
+    text: str | None = None,
+    send_at: dt.datetime | None = None,
+    dedupe_key: str,
+    created_by: User | None = None,
+    api_key: Any = None,
+    respect_quiet_hours: bool | None = None,
+    campaign_id: int | None = None,
+) -> Message:
+    """Queue one message to ``contact`` and return it (MSG-6, MSG-9).
+
+    - A second call with the same ``dedupe_key`` for the same contact and channel returns the
+      first message and changes nothing.
+    - Renders now: ``MessageInvalid`` names every missing or unknown variable, an e-mail without
+      a subject, an SMS over 25 parts.
+    - Decides eligibility now (and dispatch decides again): ``MessageRefused(reasons)``.
+    - Marketing always respects quiet hours; a transactional message only when asked to.
+    """
+    organisation = require_organisation(organisation)
+    if contact.organisation_id != organisation.pk:
+        raise MessageInvalid(["The contact belongs to another organisation."])
+    problems = _check_request(channel, kind, purpose, template, text, dedupe_key)
+    if problems:
+        raise MessageInvalid(problems)
+    existing = _existing(organisation, dedupe_key, contact, channel)
+    if existing is not None:
+        return existing
+    assert template is None or template.organisation_id == organisation.pk
+    account = provider_account_for(organisation)
+    rendered = _render(
+        organisation=organisation,
+        account=account,
+        contact=contact,
+        channel=channel,
+        kind=kind,
+        purpose=purpose,
+        template=template,
+        variables=variables or {},
+        text=text,
+    )
+    now = timezone.now()
+    decision = eligibility_decide(
+        organisation=organisation,
+        contact_ids=[contact.pk],
+        kind=kind,
+        channel=channel,
+        purpose=purpose,
+        now=now,
+    )[contact.pk]
+    reasons = list(decision.reasons)
+    if needs_session(channel, rendered.extras) and not whatsapp_session_open(
+        organisation=organisation, contact_ids=[contact.pk], now=now
+    ):
+        reasons.append(RefusalReason.WHATSAPP_SESSION_CLOSED)
+    if reasons:
+        raise MessageRefused(reasons)
+    message = _message_row(
+        organisation=organisation,
+        contact=contact,
+        channel=channel,
+        kind=kind,
+        purpose=purpose,
+        template=template,
+        rendered=rendered,
+        decision=decision,
+        dedupe_key=dedupe_key,
+        due_at=send_at or now,
+        respect_quiet_hours=kind == Kind.MARKETING or bool(respect_quiet_hours),
+        created_by=created_by,
+        api_key=api_key,
+        campaign_id=campaign_id,
+        now=now,
+    )
+    try:
+        with transaction.atomic():
+            message.save(force_insert=True)
+            MessageEvent.objects.create(
+                organisation=organisation,
+                message=message,
+                kind=Status.QUEUED,
+                at=now,
+                recorded_at=now,
+                source=_source(created_by, api_key),
+                detail={"legal_basis": decision.legal_basis or "", "due_at": _iso(message.due_at)},
+            )
+            dispatch_kick_on_commit(kind)
+    except IntegrityError:
+        # Lost a race with the same request: theirs is the message.
+        existing = _existing(organisation, dedupe_key, contact, channel)
+        if existing is None:
+            raise
+        return existing
+    return message
+
+
+def _check_request(
+    channel: str,
+    kind: str,
+    purpose: str,
+    template: MessageTemplate | None,
+    text: str | None,
+    dedupe_key: str,
+) -> list[str]:
+    problems: list[str] = []
+    if channel not in Channel.values:
+        problems.append(f"channel must be one of {', '.join(Channel.values)}, not {channel!r}.")
+    if kind not in Kind.values:
+        problems.append(f"kind must be one of {', '.join(Kind.values)}, not {kind!r}.")
+    if not purpose:
+        problems.append("Give the purpose (a slug such as appointment_reminders).")
+    if not dedupe_key or len(dedupe_key) > 300:
+        problems.append("dedupe_key is required (at most 300 characters).")
+    if (template is None) == (text is None):
+        problems.append("Give either a template or a text, not both and not neither.")
+    if template is not None:
+        if template.retired_at is not None:
+            problems.append(
+                f"Template {template.name!r} v{template.version} is retired; use the current "
+                "version."
+            )
+        if template.channel != channel:
+            problems.append(f"Template {template.name!r} is for {template.channel}, not {channel}.")
+        if template.kind != kind:
+            problems.append(f"Template {template.name!r} is {template.kind}, not {kind}.")
+    return problems
+
+
+def _existing(
+    organisation: Organisation, dedupe_key: str, contact: Contact, channel: str
+) -> Message | None:
+    return (
+        Message.objects.for_organisation(organisation)
+        .filter(dedupe_key=dedupe_key, contact=contact, channel=channel)
+        .first()
+    )
+
+
+def _source(created_by: Any, api_key: Any) -> str:
+    if api_key is not None:
+        return EventSource.API
+    if created_by is not None:
+        return EventSource.STAFF
+    return EventSource.ENQUEUE
+
+
+def _iso(value: dt.datetime) -> str:
+    return value.astimezone(dt.UTC).isoformat()
+
+
+def _message_row(
+    *,
+    organisation: Organisation,
+    contact: Contact,
+    channel: str,
+    kind: str,
+    purpose: str,
+    template: MessageTemplate | None,
+    rendered: Rendered,
+    decision: Decision,
+    dedupe_key: str,
+    due_at: dt.datetime,
+    respect_quiet_hours: bool,
+    created_by: User | None,
+    api_key: Any,
+    campaign_id: int | None,
+    now: dt.datetime,
+) -> Message:
+    return Message(
+        organisation=organisation,
+        contact=contact,
+        channel=channel,
+        kind=kind,
+        purpose=purpose,
+        template=template,
+        template_version=template.version if template else None,
+        subject=rendered.subject,
+        body=rendered.body,
+        html_body=rendered.html_body,
+        extras=json.dumps(rendered.extras) if rendered.extras else "",
+        to_address=_address(contact, channel),
+        legal_basis=decision.legal_basis or "",
+        consent_entry_id=decision.consent_entry_id,
+        dedupe_key=dedupe_key,
+        due_at=due_at,
+        respect_quiet_hours=respect_quiet_hours,
+        parts_estimated=rendered.parts,
+        campaign_id=campaign_id,
+        created_at=now,
+        created_by=created_by,
+        api_key=api_key,
+    )
+
+
+@dataclass
+class BulkEnqueueResult:
+    created: int
+    already_queued: int
+    refused: dict[int, list[str]]
+    invalid: dict[int, list[str]]
+
+
+def messages_enqueue_bulk(
+    *,
+    organisation: Organisation,
+    contacts: Sequence[Contact],
+    channel: str,
+    kind: str,
+    purpose: str,
+    template: MessageTemplate | None = None,
+    variables: Mapping[int, Mapping[str, Any]] | None = None,
+    text: str | None = None,
+    send_at: dt.datetime | None = None,
+    dedupe_key: str,
+    created_by: User | None = None,
+    campaign_id: int | None = None,
+) -> BulkEnqueueResult:
+    """``message_enqueue`` for many contacts at once (a campaign's batch): one eligibility
+    decision for the batch, one insert, one wake-up. Refused and invalid contacts are reported
+    per contact id instead of raised; rows already queued under ``dedupe_key`` are skipped."""
+    organisation = require_organisation(organisation)
+    problems = _check_request(channel, kind, purpose, template, text, dedupe_key)
+    if problems:
+        raise MessageInvalid(problems)
+    account = provider_account_for(organisation)
+    now = timezone.now()
+    ids = [c.pk for c in contacts]
+    seen = set(
+        Message.objects.for_organisation(organisation)
+        .filter(dedupe_key=dedupe_key, channel=channel, contact_id__in=ids)
+        .values_list("contact_id", flat=True)
+    )
+    decisions = eligibility_decide(
+        organisation=organisation,
+        contact_ids=ids,
+        kind=kind,
+        channel=channel,
+        purpose=purpose,
+        now=now,
+    )
+    sessions = whatsapp_session_open(organisation=organisation, contact_ids=ids, now=now)
+    result = BulkEnqueueResult(0, len(seen), {}, {})
+    rows: list[Message] = []
+    for contact in contacts:
+        if contact.pk in seen:
+            continue
+        try:
+            rendered = _render(
+                organisation=organisation,
+                account=account,
+                contact=contact,
+                channel=channel,
+                kind=kind,
+                purpose=purpose,
+                template=template,
+                variables=(variables or {}).get(contact.pk, {}),
+                text=text,
+            )
+        except MessageInvalid as exc:
+            result.invalid[contact.pk] = exc.problems
+            continue
+        decision = decisions[contact.pk]
+        reasons = list(decision.reasons)
+        if needs_session(channel, rendered.extras) and contact.pk not in sessions:
+            reasons.append(RefusalReason.WHATSAPP_SESSION_CLOSED)
+        if reasons:
+            result.refused[contact.pk] = reasons
+            continue
+        rows.append(
+            _message_row(
+                organisation=organisation,
+                contact=contact,
+                channel=channel,
+                kind=kind,
+                purpose=purpose,
+                template=template,
+                rendered=rendered,
+                decision=decision,
+                dedupe_key=dedupe_key,
+                due_at=send_at or now,
+                respect_quiet_hours=kind == Kind.MARKETING,
+                created_by=created_by,
+                api_key=None,
+                campaign_id=campaign_id,
+                now=now,
+            )
+        )
+    with transaction.atomic():
+        # ignore_conflicts: a concurrent run of the same batch inserted some rows first.
+        Message.objects.bulk_create(rows, ignore_conflicts=True, batch_size=1000)
+        created = list(
+            Message.objects.for_organisation(organisation)
+            .filter(
+                dedupe_key=dedupe_key,
+                channel=channel,
+                contact_id__in=[r.contact_id for r in rows],
+                created_at=now,
+                status=Status.QUEUED,
+            )
+            .values_list("pk", "legal_basis", "due_at")
+        )
+        MessageEvent.objects.bulk_create(
+            [
+                MessageEvent(
+                    organisation=organisation,
+                    message_id=pk,
+                    kind=Status.QUEUED,
+                    at=now,
+                    recorded_at=now,
+                    source=EventSource.STAFF if created_by else EventSource.ENQUEUE,
+                    detail={"legal_basis": basis, "due_at": _iso(due)},
+                )
+                for pk, basis, due in created
+            ],
+            batch_size=1000,
+        )
+        if created:
+            dispatch_kick_on_commit(kind)
+    result.created = len(created)
+    result.already_queued += len(rows) - len(created)
+    return result
+
+
+# --- cancel --------------------------------------------------------------------------------------
+def message_cancel(
+    *, message: Message, source: str = EventSource.STAFF, reason_code: str = "cancelled"
+) -> None:
+    """Cancel a message that no worker has claimed yet. Raises ``MessageNotCancellable`` once it
+    is being sent or has ended: what the provider has cannot be called back.
+
+    ``reason_code`` is a short code (``cancelled``, ``appointment_moved``), never free text: the
+    timeline holds no personal data."""
+    now = timezone.now()
+    with transaction.atomic():
+        changed = Message.objects.filter(pk=message.pk, status__in=WAITING).update(
+            status=Status.CANCELLED, final_at=now, last_error=reason_code[:300]
+        )
+        if not changed:
+            current = Message.objects.filter(pk=message.pk).values_list("status", flat=True).first()
+            raise MessageNotCancellable(
+                f"Message {message.pk} is {current}; only queued or deferred messages can be "
+                "cancelled."
+            )
+        MessageEvent.objects.create(
+            organisation_id=message.organisation_id,
+            message_id=message.pk,
+            kind=Status.CANCELLED,
+            at=now,
+            recorded_at=now,
+            source=source,
+            detail={"reason": reason_code[:60]},
+        )
+        audit_record(
+            action="message.cancelled",
+            organisation=message.organisation_id,
+            object_type="message",
+            object_id=message.pk,
+        )
+    message.status = Status.CANCELLED
+    message.final_at = now

@@ -1,0 +1,178 @@
+"""message_enqueue (MSG-3, MSG-6, MSG-8, MSG-9, CON-7): render before queueing, decide
+eligibility, opt-out line and unsubscribe headers on marketing only, dedupe, cancel."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from consent.services import consent_withdraw
+from messaging.models import Message, MessageEvent, Status
+from messaging.services import (
+    MessageInvalid,
+    MessageNotCancellable,
+    MessageRefused,
+    message_cancel,
+    message_enqueue,
+    messages_enqueue_bulk,
+    template_save,
+)
+from tests.consent.conftest import make_contact
+
+pytestmark = pytest.mark.django_db
+
+
+def enqueue(org, contact, template=None, **kw):
+    kw.setdefault("channel", template.channel if template else "sms")
+    kw.setdefault("kind", template.kind if template else "transactional")
+    kw.setdefault("purpose", "marketing" if kw["kind"] == "marketing" else "appointment_reminders")
+    kw.setdefault("dedupe_key", "staff:1")
+    return message_enqueue(organisation=org, contact=contact, template=template, **kw)
+
+
+@pytest.mark.obligation("MSG-6", "CON-7")
+def test_a_queued_message_holds_content_basis_and_its_first_event(
+    org_a, ana, reminder_sms, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks() as callbacks:
+        message = enqueue(org_a, ana, reminder_sms, variables={"when": "jutri ob 9h"})
+    assert len(callbacks) == 1  # one wake-up for the dispatch worker, after commit
+    message.refresh_from_db()
+    assert message.status == Status.QUEUED
+    assert message.body == "Pozdravljeni Ana, termin jutri ob 9h pri Clinic A."
+    assert message.to_address == "+38641123456"
+    assert message.legal_basis == "contract" and message.consent_entry_id is None
+    assert message.template_version == 1 and message.parts_estimated == 1
+    assert len(message.our_id) == 32 and not message.respect_quiet_hours
+    (event,) = MessageEvent.objects.filter(message=message)
+    assert event.kind == "queued" and event.detail["legal_basis"] == "contract"
+
+
+@pytest.mark.obligation("MSG-3")
+def test_missing_or_unknown_variables_fail_before_anything_is_queued(org_a, ana, reminder_sms):
+    with pytest.raises(MessageInvalid) as missing:
+        enqueue(org_a, ana, reminder_sms)
+    assert "No value for {{ when }}." in missing.value.problems
+    with pytest.raises(MessageInvalid) as unknown:
+        enqueue(org_a, ana, reminder_sms, variables={"when": "9h", "room": "3"})
+    assert "room" in str(unknown.value)
+    with pytest.raises(MessageInvalid) as typo:
+        template_save(
+            organisation=org_a,
+            name="x",
+            kind="transactional",
+            channel="sms",
+            language="sl",
+            body="{{ frist_name }}",
+        )
+    assert "Did you mean {{ first_name }}?" in str(typo.value)
+    assert not Message.objects.exists()
+
+
+@pytest.mark.obligation("MSG-8", "CON-3", "CON-7")
+def test_marketing_sms_ends_with_an_opt_out_line_in_the_contacts_language(
+    org_a, ana, bor, offer_sms
+):
+    message = enqueue(org_a, ana, offer_sms)
+    first, last = message.body.split("\n")
+    assert first == "Ana, ta mesec 20 % popusta na preglede."
+    assert last.startswith("Odjava: https://pep.example.test/u/")
+    assert message.legal_basis == "consent" and message.consent_entry_id is not None
+    with pytest.raises(MessageRefused) as refused:
+        enqueue(org_a, bor, offer_sms)
+    assert refused.value.reasons == ["no_consent"]
+
+
+@pytest.mark.obligation("MSG-8")
+def test_marketing_email_gets_a_visible_link_and_rfc8058_headers_transactional_none(
+    org_a, ana, offer_email, reminder_email
+):
+    marketing = enqueue(org_a, ana, offer_email)
+    headers = json.loads(marketing.extras)["headers"]
+    assert headers["List-Unsubscribe"].startswith("<https://pep.example.test/u/")
+    assert headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert "Odjava: https://pep.example.test/u/" in marketing.body
+    assert 'href="https://pep.example.test/u/' in marketing.html_body
+    reminder = enqueue(org_a, ana, reminder_email, variables={"when": "jutri"}, dedupe_key="s:2")
+    assert reminder.extras == "" and "/u/" not in reminder.body
+
+
+@pytest.mark.obligation("MSG-9")
+def test_a_second_enqueue_with_the_same_dedupe_key_is_a_no_op(org_a, ana, bor, reminder_sms):
+    first = enqueue(org_a, ana, reminder_sms, variables={"when": "9h"}, dedupe_key="api:7:abc")
+    again = enqueue(org_a, ana, reminder_sms, variables={"when": "10h"}, dedupe_key="api:7:abc")
+    assert again.pk == first.pk and again.body == first.body
+    assert Message.objects.count() == 1 and first.events.count() == 1
+    # The key is per contact and channel: the same request to someone else is a new message.
+    second = enqueue(org_a, bor, reminder_sms, variables={"when": "9h"}, dedupe_key="api:7:abc")
+    assert second.pk != first.pk
+
+
+def test_email_free_text_needs_a_subject_and_whatsapp_text_needs_an_open_session(org_a, ana):
+    with pytest.raises(MessageInvalid, match="subject"):
+        enqueue(org_a, ana, text="Hvala.", channel="email")
+    with pytest.raises(MessageRefused) as closed:
+        enqueue(org_a, ana, text="Hvala za sporočilo.", channel="whatsapp")
+    assert closed.value.reasons == ["whatsapp_session_closed"]
+
+
+@pytest.mark.obligation("CON-2", "MSG-5")
+def test_withdrawn_consent_refuses_with_its_reason(org_a, ana, offer_sms):
+    consent_withdraw(contact=ana, purpose="marketing", channel="all", source="staff")
+    with pytest.raises(MessageRefused) as refused:
+        enqueue(org_a, ana, offer_sms)
+    assert refused.value.reasons == ["withdrawn"]
+
+
+def test_cancel_only_before_dispatch(org_a, ana, reminder_sms):
+    message = enqueue(org_a, ana, reminder_sms, variables={"when": "9h"})
+    message_cancel(message=message, reason_code="appointment_moved")
+    message.refresh_from_db()
+    assert message.status == Status.CANCELLED and message.final_at is not None
+    with pytest.raises(MessageNotCancellable):
+        message_cancel(message=message)
+    assert [e.kind for e in message.events.all()] == ["queued", "cancelled"]
+
+
+def test_template_versions_are_immutable(org_a, reminder_sms):
+    second = template_save(
+        organisation=org_a,
+        name="reminder",
+        kind="transactional",
+        channel="sms",
+        language="sl",
+        body="Termin {{ when }}.",
+        variables=["when"],
+    )
+    reminder_sms.refresh_from_db()
+    assert second.version == 2 and reminder_sms.retired_at is not None
+    assert reminder_sms.body.startswith("Pozdravljeni")
+
+
+@pytest.mark.obligation("MSG-9")
+def test_bulk_enqueue_reports_refusals_and_skips_what_is_queued(org_a, ana, bor, offer_sms):
+    cene = make_contact(org_a, first_name="Cene", phone="+38641000111")
+    result = messages_enqueue_bulk(
+        organisation=org_a,
+        contacts=[ana, bor, cene],
+        channel="sms",
+        kind="marketing",
+        purpose="marketing",
+        template=offer_sms,
+        dedupe_key="campaign:1",
+        campaign_id=1,
+    )
+    assert result.created == 1
+    assert result.refused == {bor.pk: ["no_consent"], cene.pk: ["no_consent"]}
+    again = messages_enqueue_bulk(
+        organisation=org_a,
+        contacts=[ana],
+        channel="sms",
+        kind="marketing",
+        purpose="marketing",
+        template=offer_sms,
+        dedupe_key="campaign:1",
+    )
+    assert again.created == 0 and again.already_queued == 1
+    assert Message.objects.filter(campaign_id=1).count() == 1
