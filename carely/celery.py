@@ -37,4 +37,14 @@ app.conf.beat_schedule = {
         "task": "consent.tasks.pending_signups_purge",
         "schedule": timedelta(hours=1),
     },
+    # Messages due again (quiet hours over, back-off passed, scheduled send_at reached).
+    "messages-dispatch-sweep": {
+        "task": "messaging.tasks.messages_dispatch_sweep",
+        "schedule": timedelta(seconds=15),
+    },
+    # Rows a crashed worker left in "sending": resolved from the provider, never resent blindly.
+    "messages-reconcile": {
+        "task": "messaging.tasks.messages_reconcile",
+        "schedule": timedelta(seconds=60),
+    },
 }

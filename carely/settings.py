@@ -13,6 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from kombu import Queue
 
 from carely.lib.env import ConfigError, Env
 from carely.lib.keyed_hash import parse_blind_index_key
@@ -321,6 +322,14 @@ MESSAGING_RATE_LIMIT_PER_SECOND = env.number("MESSAGING_RATE_LIMIT_PER_SECOND", 
 MESSAGING_RECONCILE_GRACE_SECONDS = env.number("MESSAGING_RECONCILE_GRACE_SECONDS", 600, minimum=0)
 MESSAGING_TRANSACTIONAL_QUEUE = "messaging-transactional"
 MESSAGING_BULK_QUEUE = "messaging-bulk"
+# Declared so that a worker started without -Q consumes all three; Procfile.embedded also runs a
+# worker on the transactional queue alone, so a reminder never waits behind a campaign's bulk.
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_QUEUES = (
+    Queue("celery"),
+    Queue(MESSAGING_BULK_QUEUE),
+    Queue(MESSAGING_TRANSACTIONAL_QUEUE),
+)
 # Quiet hours (MSG-4) in the organisation's time zone unless its ProviderAccount says otherwise.
 def _clock(name: str, default: str) -> dt_time:
     value = env.text(name, default) or default

@@ -12,3 +12,23 @@ def messages_dispatch(queue: str) -> int:
     from messaging.dispatch import dispatch_drain
 
     return dispatch_drain(queue=queue)
+
+
+@shared_task(name="messaging.tasks.messages_dispatch_sweep", ignore_result=True)
+def messages_dispatch_sweep() -> list[str]:
+    """Periodic: wake the queues that have rows due (deferred by quiet hours or back-off,
+    scheduled with send_at, or re-queued by the reconciler)."""
+    from messaging.dispatch import due_queues
+
+    queues = due_queues()
+    for queue in queues:
+        messages_dispatch.apply_async(kwargs={"queue": queue}, queue=queue)
+    return queues
+
+
+@shared_task(name="messaging.tasks.messages_reconcile", ignore_result=True)
+def messages_reconcile() -> dict[str, int]:
+    """Periodic: resolve rows a crashed worker left in "sending" (never a blind resend)."""
+    from messaging.reconcile import messages_reconcile as reconcile
+
+    return reconcile().as_dict()

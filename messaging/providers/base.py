@@ -150,7 +150,16 @@ class Provider:
     def __init__(self, config: ProviderConfig) -> None:
         self.config = config
 
+    def batches(
+        self, messages: Sequence[OutgoingMessage], limit: int
+    ) -> list[list[OutgoingMessage]]:
+        """Split ``messages`` into groups that each go out in exactly one provider request, so
+        a failed request never hides that an earlier one of the same call succeeded."""
+        size = max(1, min(limit, self.max_batch))
+        return [list(messages[i : i + size]) for i in range(0, len(messages), size)]
+
     def send(self, messages: Sequence[OutgoingMessage]) -> list[SendResult]:
+        """One provider request for ``messages`` (a group from ``batches``)."""
         raise NotImplementedError
 
     def lookup(self, our_ids: Sequence[str]) -> dict[str, LookupResult] | None:
