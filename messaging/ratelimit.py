@@ -30,8 +30,8 @@ redis.call('EXPIRE', KEYS[1], 60)
 return '0'
 """
 _BLOCK = """
-local until = tonumber(ARGV[1])
-if until > tonumber(redis.call('GET', KEYS[1]) or '0') then
+local block_until = tonumber(ARGV[1])
+if block_until > tonumber(redis.call('GET', KEYS[1]) or '0') then
   redis.call('SET', KEYS[1], ARGV[1], 'EX', math.ceil(tonumber(ARGV[2])) + 1)
 end
 return 1

@@ -12,6 +12,24 @@ FAKE = "messaging.providers.fake.FakeProvider"
 
 
 @pytest.fixture(autouse=True)
+def _fresh_rate_limits(settings):
+    """Rate buckets and 429 blocks live in Redis when it is configured: no test may inherit
+    another's."""
+    from messaging.ratelimit import limiter
+
+    limiter.cache_clear()
+    if settings.REDIS_URL:
+        import redis
+
+        client = redis.Redis.from_url(settings.REDIS_URL)
+        keys = list(client.scan_iter("carely:msg:*"))
+        if keys:
+            client.delete(*keys)
+    yield
+    limiter.cache_clear()
+
+
+@pytest.fixture(autouse=True)
 def fake_providers(settings):
     from messaging.providers import fake
 
