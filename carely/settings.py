@@ -343,6 +343,27 @@ MESSAGING_QUIET_HOURS = (
     _clock("MESSAGING_QUIET_HOURS_START", "20:00"),
     _clock("MESSAGING_QUIET_HOURS_END", "08:00"),
 )
+# --- provider webhooks (MSG-7, CON-2; messaging.webhooks) ---
+# Infobip's subscription profile sends either Basic auth (any user name, this password) or this
+# static header; an organisation's ProviderAccount.webhook_secret overrides the platform's.
+INFOBIP_WEBHOOK_SECRET = env.text("INFOBIP_WEBHOOK_SECRET", "")
+MESSAGING_WEBHOOK_SECRET_HEADER = "X-Carely-Webhook-Secret"
+# Processed receipts (raw bodies, encrypted) are deleted after this many days.
+MESSAGING_WEBHOOK_RECEIPT_KEEP_DAYS = env.number("MESSAGING_WEBHOOK_RECEIPT_KEEP_DAYS", 7, minimum=1)
+# Replies that withdraw consent (INTEGRATIONS.md 5), matched without case, accents or spaces;
+# "<anything> STOP" counts too. Organisations may add their own (messaging.StopKeywordSet). Not
+# "cancel" or "end": a patient answering a reminder with CANCEL means the appointment.
+MESSAGING_STOP_KEYWORDS = ("stop", "unsubscribe", "odjava", "odjavi", "stop all")
+# SES bounces and complaints arrive by SNS: only these topics are accepted (comma-separated ARNs).
+SES_SNS_TOPIC_ARNS = tuple(env.csv("SES_SNS_TOPIC_ARNS"))
+if EMAIL_PROVIDER == "ses" and PRODUCTION and not SES_SNS_TOPIC_ARNS:
+    raise ConfigError(
+        "SES_SNS_TOPIC_ARNS must list the SNS topic(s) of the SES configuration set when "
+        "EMAIL_PROVIDER=ses, or bounces and complaints are refused"
+    )
+# Where an SNS signing certificate (and a SubscribeURL) may come from: HTTPS on AWS's own SNS
+# host only. Deliberately not read from the environment; tests point it at a loopback server.
+SNS_CERT_URL_PATTERN = r"https://sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/"
 AI_DRAFTING_ENABLED = env.flag("AI_DRAFTING_ENABLED", default=False)
 BEDROCK_REGION = env.text("BEDROCK_REGION", required=AI_DRAFTING_ENABLED)
 BEDROCK_MODEL_ID = env.text("BEDROCK_MODEL_ID", required=AI_DRAFTING_ENABLED)

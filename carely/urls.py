@@ -16,6 +16,8 @@ urlpatterns = [
     path("contacts/", include("contacts.urls")),
     path("files/", include("files.urls")),
     path("settings/api-keys/", include("carely.api.web_urls")),
+    # What providers call (Infobip reports and replies, SES via SNS); each authenticates itself.
+    path("webhooks/", include("messaging.webhook_urls")),
     # The patient's own pages: /u/<token>/ (unsubscribe, preferences), /c/<slug>/ (sign-up).
     path("", include("consent.urls")),
     path("", include("carely.web.urls")),

@@ -317,3 +317,7 @@ class WhatsAppSession(models.Model):
 
     def __str__(self) -> str:
         return f"WhatsApp session of contact #{self.contact_id}"
+
+
+# The webhook side (receipts, inbound evidence, undeliverable addresses): messaging/receipts.py.
+from messaging import receipts as _receipts  # noqa: E402, F401

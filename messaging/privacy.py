@@ -131,3 +131,58 @@ registry.not_personal_model(
     "messaging.ProviderAccount",
     reason="an organisation's provider credentials, sender ids, webhook token and quiet hours",
 )
+
+# --- the webhook side (messaging/receipts.py) ----------------------------------------------------
+# A raw webhook body: a batch of delivery reports or replies holds many people's numbers and
+# texts in one encrypted blob that no column ties to a contact, so it is bounded by time instead:
+# processed within seconds, deleted MESSAGING_WEBHOOK_RECEIPT_KEEP_DAYS (default 7) later by
+# webhook_receipts_sweep.
+registry.opaque_model(
+    "messaging.WebhookReceipt",
+    category=Category.MESSAGE_CONTENT,
+    retention="visitor_and_log_data",
+    reason=(
+        "the raw body of a provider webhook (delivery reports, inbound replies, SES "
+        "notifications), encrypted, kept only until processed plus "
+        "MESSAGING_WEBHOOK_RECEIPT_KEEP_DAYS days, then deleted by webhook_receipts_sweep"
+    ),
+)
+# A reply a person sent (STOP or anything else): consent evidence when it withdrew (CON-1), the
+# person's own words otherwise. Erasure deletes the row; the ledger entries it wrote are the
+# consent app's and go with the contact. Unknown senders have no contact: their rows are found by
+# no subject and expire with the log data.
+registry.declare(
+    "messaging.InboundMessage",
+    reach=Reach("contact", "contact_id"),
+    retention="contact_consent",
+    purposes=["marketing", "accountability"],
+    fields={
+        "contact": Personal(Category.IDENTITY, erase=Erase.DELETE_ROW, export="contact_id"),
+        "sender": Personal(Category.CONTACT, erase=Erase.DELETE_ROW, provided_by_subject=True),
+        "text": Personal(Category.MESSAGE_CONTENT, erase=Erase.DELETE_ROW, provided_by_subject=True),
+        "received_at": Personal(Category.CONSENT_EVIDENCE, erase=Erase.DELETE_ROW),
+        "consent_entry_ids": Personal(Category.CONSENT_EVIDENCE, erase=Erase.DELETE_ROW),
+    },
+    not_personal=[
+        "id",
+        "organisation",
+        "channel",
+        "provider_message_id",
+        "keyword",
+        "recorded_at",
+        "outcome",
+        "cancelled_messages",
+    ],
+)
+registry.not_personal_model(
+    "messaging.UndeliverableAddress",
+    reason=(
+        "keyed hashes (the contacts' blind-index digests) of addresses a provider reported as "
+        "permanently undeliverable, with counts and times; no readable address and no link to "
+        "a contact, like the suppression list"
+    ),
+)
+registry.not_personal_model(
+    "messaging.StopKeywordSet",
+    reason="the extra STOP keywords an organisation configured",
+)
