@@ -502,7 +502,14 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     # Several resources have a "status" with their own values; name each set.
-    "ENUM_NAME_OVERRIDES": {"ConsentStatusEnum": "consent.models.Status"},
+    "ENUM_NAME_OVERRIDES": {
+        "ConsentStatusEnum": "consent.models.Status",
+        "MessageChannelEnum": "messaging.models.Channel",
+        "MessageKindEnum": "messaging.models.Kind",
+        "MessageStatusEnum": "messaging.models.Status",
+        # Named because the messages' kind made "kind" ambiguous.
+        "FileKindEnum": "files.models.FileKind",
+    },
 }
 
 # --- security headers -------------------------------------------------------------------------

@@ -159,7 +159,9 @@ registry.declare(
     fields={
         "contact": Personal(Category.IDENTITY, erase=Erase.DELETE_ROW, export="contact_id"),
         "sender": Personal(Category.CONTACT, erase=Erase.DELETE_ROW, provided_by_subject=True),
-        "text": Personal(Category.MESSAGE_CONTENT, erase=Erase.DELETE_ROW, provided_by_subject=True),
+        "text": Personal(
+            Category.MESSAGE_CONTENT, erase=Erase.DELETE_ROW, provided_by_subject=True
+        ),
         "received_at": Personal(Category.CONSENT_EVIDENCE, erase=Erase.DELETE_ROW),
         "consent_entry_ids": Personal(Category.CONSENT_EVIDENCE, erase=Erase.DELETE_ROW),
     },
@@ -185,4 +187,8 @@ registry.not_personal_model(
 registry.not_personal_model(
     "messaging.StopKeywordSet",
     reason="the extra STOP keywords an organisation configured",
+)
+registry.not_personal_model(
+    "messaging.MessagingOptions",
+    reason="an organisation's messaging switches (free text through the API)",
 )

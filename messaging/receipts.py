@@ -176,6 +176,24 @@ class StopKeywordSet(models.Model):
         return f"STOP keywords of organisation #{self.organisation_id}"
 
 
+class MessagingOptions(models.Model):
+    """What an organisation allows on its messaging surfaces beyond the defaults.
+
+    ``api_free_text``: the transactional API may send a ``text`` written by the practice system
+    instead of a template. Off by default: a template is reviewed once by the clinic, a free
+    text is whatever the calling system puts in it (CON-4 wants content about the relationship).
+    """
+
+    organisation = models.OneToOneField(
+        "orgs.Organisation", on_delete=models.CASCADE, related_name="+"
+    )
+    api_free_text = models.BooleanField(default=False)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"messaging options of organisation #{self.organisation_id}"
+
+
 # --- the task ------------------------------------------------------------------------------------
 # Redelivered on a lost worker (acks late); retried only for database trouble, never for a bad
 # payload (that is recorded on the receipt and will not get better).

@@ -15,6 +15,7 @@ urlpatterns = [
     path("v1/", include("contacts.api.urls")),
     path("v1/", include("files.api.urls")),
     path("v1/", include("consent.api.urls")),
+    path("v1/", include("messaging.api.urls")),
     path("schema/", SpectacularAPIView.as_view(**_public), name="schema"),
     path(
         "docs/",
