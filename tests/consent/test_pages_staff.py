@@ -44,14 +44,15 @@ def people(staff_a, admin_a, dpo_a, staff_b):
 
 
 @pytest.mark.obligation("SEC-2", "TEN-1")
-@pytest.mark.parametrize("page", sorted(PAGES))
-def test_persona_matrix(client, ana, people, page):
-    url = PAGES[page].format(id=ana.pk)
+# Not "page": that is pytest-playwright's fixture, and the name would make this a browser test.
+@pytest.mark.parametrize("page_name", sorted(PAGES))
+def test_persona_matrix(client, ana, people, page_name):
+    url = PAGES[page_name].format(id=ana.pk)
     assert client.get(url).status_code == 302  # anonymous: to the login page
     for name, user in people.items():
         login(client, user)
-        expected = 404 if name == "other_org" else 200 if name in ROLE_MAY[page] else 403
-        assert client.get(url).status_code == expected, (name, page)
+        expected = 404 if name == "other_org" else 200 if name in ROLE_MAY[page_name] else 403
+        assert client.get(url).status_code == expected, (name, page_name)
         client.logout()
 
 
