@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from carely.web import health
+from messaging.web_urls import contact_urlpatterns as contact_message_urls
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
@@ -13,8 +14,10 @@ urlpatterns = [
     path("privacy/", include("carely.privacy.urls")),
     # Before contacts/: the consent pages of one contact live under its address.
     path("contacts/<int:contact_id>/consents/", include("consent.web_urls")),
+    path("contacts/<int:contact_id>/messages/", include(contact_message_urls)),
     path("contacts/", include("contacts.urls")),
     path("files/", include("files.urls")),
+    path("messages/", include("messaging.web_urls")),
     path("settings/api-keys/", include("carely.api.web_urls")),
     # What providers call (Infobip reports and replies, SES via SNS); each authenticates itself.
     path("webhooks/", include("messaging.webhook_urls")),
