@@ -21,6 +21,10 @@ RETENTION_CATEGORIES = {
     "invoices": "10 years after the end of the invoice year; delete",
     "fraud_and_abuse_history": "5 years after the relationship ends; delete",
     "idempotency_24_hours": "24 hours; delete (technical replay store)",
+    "marketing_suppression": (
+        "keyed hashes only, kept after erasure so an objector is never messaged for marketing "
+        "again (CON-6); deleted with the organisation's data when it leaves"
+    ),
 }
 
 

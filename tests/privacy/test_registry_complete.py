@@ -141,3 +141,14 @@ def test_describe_lists_categories_purposes_recipients_and_retention():
         "retention_rule": "until consent is withdrawn, then 90 days unused (evidence); delete",
     }
     assert described["sessions.Session"]["opaque"] is True
+
+
+@pytest.mark.obligation("SEC-6")
+def test_every_retention_category_in_use_has_its_rule_in_words():
+    """Records of processing show each category's rule; a name without one would read
+    "see the retention rules" to a DPO."""
+    from carely.privacy.describe import RETENTION_CATEGORIES
+
+    used = {f.retention for entry in registry.entries() for f in entry.fields}
+    used |= {opaque.retention for opaque in registry.opaque_models().values()}
+    assert used - set(RETENTION_CATEGORIES) == set()
