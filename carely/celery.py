@@ -47,4 +47,9 @@ app.conf.beat_schedule = {
         "task": "messaging.tasks.messages_reconcile",
         "schedule": timedelta(seconds=60),
     },
+    # Webhook bodies a lost task never applied; processed ones deleted after their keep period.
+    "webhook-receipts-sweep": {
+        "task": "messaging.receipts.webhook_receipts_sweep",
+        "schedule": timedelta(minutes=5),
+    },
 }

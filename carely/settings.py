@@ -349,7 +349,9 @@ MESSAGING_QUIET_HOURS = (
 INFOBIP_WEBHOOK_SECRET = env.text("INFOBIP_WEBHOOK_SECRET", "")
 MESSAGING_WEBHOOK_SECRET_HEADER = "X-Carely-Webhook-Secret"
 # Processed receipts (raw bodies, encrypted) are deleted after this many days.
-MESSAGING_WEBHOOK_RECEIPT_KEEP_DAYS = env.number("MESSAGING_WEBHOOK_RECEIPT_KEEP_DAYS", 7, minimum=1)
+MESSAGING_WEBHOOK_RECEIPT_KEEP_DAYS = env.number(
+    "MESSAGING_WEBHOOK_RECEIPT_KEEP_DAYS", 7, minimum=1
+)
 # Replies that withdraw consent (INTEGRATIONS.md 5), matched without case, accents or spaces;
 # "<anything> STOP" counts too. Organisations may add their own (messaging.StopKeywordSet). Not
 # "cancel" or "end": a patient answering a reminder with CANCEL means the appointment.

@@ -376,3 +376,26 @@ def test_an_intermediate_report_then_the_final_one_build_the_timeline_in_order(
         MessageEvent.objects.filter(message=message, source="webhook").values_list("kind", "at")
     )
     assert [k for k, _ in kinds] == ["sent", "delivered"]  # ordered by the reports' own times
+
+
+@pytest.mark.obligation("MSG-7")
+def test_the_sweep_applies_receipts_a_lost_task_left_and_deletes_old_ones(
+    account_a, ana, django_capture_on_commit_callbacks
+):
+    from messaging.inbound import receipt_store, receipts_sweep
+
+    message = sent_reminder(account_a.organisation, ana)
+    body = json.dumps({"results": [v3_report(message.our_id)]}).encode()
+    with django_capture_on_commit_callbacks(execute=False):  # the task never runs
+        receipt, created = receipt_store(
+            organisation=account_a.organisation, source="infobip_reports", body=body
+        )
+    assert created and receipt.processed_at is None
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=10)
+    with time_machine.travel(later):
+        assert receipts_sweep() == {"reprocessed": 1, "deleted": 0}
+    message.refresh_from_db()
+    assert message.status == "delivered"
+    with time_machine.travel(later + dt.timedelta(days=8)):
+        assert receipts_sweep() == {"reprocessed": 0, "deleted": 1}
+    assert not WebhookReceipt.objects.exists()
