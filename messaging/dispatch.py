@@ -40,7 +40,6 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from carely.orgs.models import Organisation
@@ -389,7 +388,12 @@ def _hand_over(
             _release(rest, timezone.now() + dt.timedelta(seconds=wait), "rate_limited")
             report.retried += len(rest)
             return
-        _mark_handed([r.id for r in batch_rows], owner)
+        mine = _mark_handed([r.id for r in batch_rows], owner)
+        if len(mine) < len(batch_rows):
+            batch = [m for m in batch if by_our_id[m.our_id].id in mine]
+            batch_rows = [r for r in batch_rows if r.id in mine]
+            if not batch:
+                continue
         report.requests += 1
         try:
             results = provider.send(batch)
@@ -411,13 +415,24 @@ def _rate_wait(account_key: str) -> float | None:
         time.sleep(wait)
 
 
-def _mark_handed(ids: list[int], owner: str) -> None:
-    # Committed on its own before the call: this is the line between "never reached the
-    # provider" (release freely) and "may have reached it" (ask the provider first).
-    Message.objects.filter(pk__in=ids, status=Status.SENDING).update(
-        handed_at=timezone.now(),
-        attempts=F("attempts") + 1,
-    )
+def _mark_handed(ids: list[int], owner: str) -> set[int]:
+    """Stamp ``handed_at`` on the rows this worker still owns and return their ids.
+
+    Committed on its own before the call: this is the line between "never reached the
+    provider" (release freely) and "may have reached it" (ask the provider first). A row whose
+    lease ran out and that the reconciler gave to another worker is no longer ours, and is
+    left out of the request. Matched by primary key and owner, not status, so the planner does
+    not wander into the partial lease index (see _record)."""
+    table = connection.ops.quote_name(Message._meta.db_table)
+    at = connection.ops.adapt_datetimefield_value(timezone.now())
+    marks = ", ".join(["%s"] * len(ids))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET handed_at = %s, attempts = attempts + 1 "  # noqa: S608
+            f"WHERE id IN ({marks}) AND lease_owner = %s RETURNING id",
+            [at, *ids, owner],
+        )
+        return {row[0] for row in cursor.fetchall()}
 
 
 def backoff_seconds(attempts: int, retry_after: float | None) -> float:
@@ -500,7 +515,7 @@ def _record(rows: list[Row], results: list[SendResult], provider: str, report: B
     table = connection.ops.quote_name(Message._meta.db_table)
     at = connection.ops.adapt_datetimefield_value(now)
     params = []
-    events = []
+    events: list[tuple[int, str, dict[str, Any], str | None]] = []
     answered = set()
     for result in results:
         row = by_id.get(result.our_id)
@@ -524,12 +539,33 @@ def _record(rows: list[Row], results: list[SendResult], provider: str, report: B
         events.append((row.id, result.status, detail, f"dispatch:{result.status}"))
         report.by_status[result.status] = report.by_status.get(result.status, 0) + 1
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.executemany(
-            f"UPDATE {table} SET status = %s, provider = %s, provider_message_id = %s, "  # noqa: S608
-            "parts_reported = %s, sent_at = %s, final_at = %s, last_error = %s, "
-            "lease_until = NULL WHERE id = %s AND status = 'sending'",
-            params,
-        )
+        if connection.vendor == "postgresql":
+            # One statement for the whole request instead of one per message (~4x faster).
+            cursor.execute(
+                f"UPDATE {table} AS m SET status = v.status, provider = v.provider, "  # noqa: S608
+                "provider_message_id = v.pid, parts_reported = v.parts, sent_at = v.at, "
+                "final_at = v.final, last_error = v.error, lease_until = NULL FROM unnest("
+                "%s::text[], %s::text[], %s::text[], %s::int[], %s::timestamptz[], "
+                "%s::timestamptz[], %s::text[], %s::bigint[]) "
+                "AS v(status, provider, pid, parts, at, final, error, id) "
+                # "|| ''" keeps the planner off the partial lease index: under churn it holds
+                # many dead entries, and a primary-key lookup per row is what this needs.
+                "WHERE m.id = v.id AND m.status || '' = 'sending' RETURNING m.id",
+                [list(column) for column in zip(*params, strict=True)] if params else [[]] * 8,
+            )
+            # Only the rows this worker moved get an event (the reconciler may have been
+            # first), so no key is needed to keep the timeline free of doubles.
+            changed = {row[0] for row in cursor.fetchall()}
+            events = [
+                (pk, kind, detail, None) for pk, kind, detail, _key in events if pk in changed
+            ]
+        else:
+            cursor.executemany(
+                f"UPDATE {table} SET status = %s, provider = %s, "  # noqa: S608
+                "provider_message_id = %s, parts_reported = %s, sent_at = %s, final_at = %s, "
+                "last_error = %s, lease_until = NULL WHERE id = %s AND status = 'sending'",
+                params,
+            )
         _events(events, now)
     report.sent = report.by_status.get("sent", 0)
     report.rejected = report.by_status.get("rejected", 0)
@@ -556,6 +592,11 @@ def _events(
     organisations = dict(
         Message.objects.filter(pk__in=[i[0] for i in items]).values_list("pk", "organisation_id")
     )
+    if connection.vendor == "postgresql" and all(key is None for *_, key in items):
+        # COPY: several times faster than INSERT for a batch's worth of timeline rows; only
+        # for events without a key, whose inserts can never conflict.
+        _events_copy(items, organisations, now, source)
+        return
     MessageEvent.objects.bulk_create(
         [
             MessageEvent(
@@ -574,6 +615,23 @@ def _events(
         ignore_conflicts=True,
         batch_size=1000,
     )
+
+
+def _events_copy(
+    items: list[tuple[int, str, dict[str, Any], str | None]],
+    organisations: dict[int, int],
+    now: dt.datetime,
+    source: str,
+) -> None:
+    table = connection.ops.quote_name(MessageEvent._meta.db_table)
+    columns = "organisation_id, message_id, kind, at, recorded_at, source, detail"
+    with (
+        connection.cursor() as cursor,
+        cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy,
+    ):
+        for pk, kind, detail, _key in items:
+            if pk in organisations:
+                copy.write_row([organisations[pk], pk, kind, now, now, source, json.dumps(detail)])
 
 
 def _iso(value: dt.datetime) -> str:

@@ -4,6 +4,7 @@ eligibility decided again, quiet hours, the transactional lane, back-off, perman
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 
 import pytest
@@ -259,3 +260,22 @@ def test_marketing_email_headers_reach_the_provider(org_a, ana, offer_email, fak
     (sent,) = fake_providers
     assert sent.headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert json.loads(Message.objects.get().extras)["headers"] == dict(sent.headers)
+
+
+@pytest.mark.obligation("MSG-9")
+def test_the_reconcile_command_reports_and_its_dry_run_changes_nothing(
+    org_a, ana, settings, fake_providers
+):
+    from django.core.management import call_command
+
+    message = reminder(org_a, ana)
+    fake.failures.append(ProviderError("timeout", permanent=False, uncertain=True))
+    dispatch.dispatch_batch(queue=BULK)  # the provider never got it, the answer was "lost"
+    later = DAYTIME + dt.timedelta(seconds=settings.MESSAGING_RECONCILE_GRACE_SECONDS + 60)
+    with time_machine.travel(later, tick=False):
+        out = io.StringIO()
+        call_command("messages_reconcile", "--dry-run", stdout=out)
+        assert json.loads(out.getvalue())["requeued"] == 1
+        assert refreshed(message).status == "sending"
+        call_command("messages_reconcile", stdout=io.StringIO())
+    assert refreshed(message).status == "queued"
