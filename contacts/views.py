@@ -195,6 +195,7 @@ def contact_detail(request: HttpRequest, contact_id: int) -> HttpResponse:
         "files_panel": files_panel,
         "can_edit": request_may(request, Perm.CONTACTS_EDIT),
         "can_export": request_may(request, Perm.CONTACTS_EXPORT),
+        "can_view_messages": request_may(request, Perm.MESSAGES_VIEW),
     }
     if files_panel is not None:
         context.update(files_panel)

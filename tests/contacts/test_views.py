@@ -516,3 +516,14 @@ def test_detail_includes_the_files_panel_when_the_files_app_provides_it(
     body = client.get(f"/contacts/{ana.pk}/").content.decode()
     assert 'id="files"' in body
     assert "files" in _log(org_a, subject_id=str(ana.pk)).get().what
+
+
+@pytest.mark.obligation("CNT-3")
+def test_detail_links_to_the_contacts_consent_and_messages(client, staff_a, org_a):
+    from contacts.models import Contact
+
+    contact = Contact.objects.create(organisation=org_a, first_name="Ana", email="ana@primer.si")
+    login(client, staff_a)
+    page = client.get(f"/contacts/{contact.pk}/").content.decode()
+    assert f'href="/contacts/{contact.pk}/consents/"' in page
+    assert f'href="/contacts/{contact.pk}/messages/"' in page
