@@ -7,6 +7,7 @@ variable a real deployment needs and refuses to start without it.
 
 from __future__ import annotations
 
+import re
 import secrets
 from datetime import time as dt_time
 from datetime import timedelta
@@ -330,6 +331,8 @@ CELERY_TASK_QUEUES = (
     Queue(MESSAGING_BULK_QUEUE),
     Queue(MESSAGING_TRANSACTIONAL_QUEUE),
 )
+
+
 # Quiet hours (MSG-4) in the organisation's time zone unless its ProviderAccount says otherwise.
 def _clock(name: str, default: str) -> dt_time:
     value = env.text(name, default) or default
@@ -401,6 +404,18 @@ CARELY_PUBLIC_BASE_URL = (
     or _public_default
     or f"http://127.0.0.1:{env.number('CARELY_PORT', 8000, minimum=1)}"
 ).rstrip("/")
+
+# The mailto half of List-Unsubscribe (RFC 2369/8058) is optional: only an address whose mail
+# someone acts on may be offered, so without a domain the header carries the HTTPS URL alone.
+CARELY_UNSUBSCRIBE_MAILTO_DOMAIN = (
+    (env.text("CARELY_UNSUBSCRIBE_MAILTO_DOMAIN", "") or "").strip().lower()
+)
+if CARELY_UNSUBSCRIBE_MAILTO_DOMAIN and not re.fullmatch(
+    r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}", CARELY_UNSUBSCRIBE_MAILTO_DOMAIN
+):
+    raise ConfigError(
+        "CARELY_UNSUBSCRIBE_MAILTO_DOMAIN must be a bare domain such as mail.example.eu."
+    )
 
 # --- authentication ---------------------------------------------------------------------------
 AUTH_USER_MODEL = "orgs.User"

@@ -4,10 +4,12 @@ eligibility, opt-out line and unsubscribe headers on marketing only, dedupe, can
 from __future__ import annotations
 
 import json
+from urllib.parse import unquote
 
 import pytest
 
 from consent.services import consent_withdraw
+from consent.tokens import unsubscribe_token_read
 from messaging.models import Message, MessageEvent, Status
 from messaging.services import (
     MessageInvalid,
@@ -96,6 +98,28 @@ def test_marketing_email_gets_a_visible_link_and_rfc8058_headers_transactional_n
     assert 'href="https://pep.example.test/u/' in marketing.html_body
     reminder = enqueue(org_a, ana, reminder_email, variables={"when": "jutri"}, dedupe_key="s:2")
     assert reminder.extras == "" and "/u/" not in reminder.body
+
+
+@pytest.mark.obligation("MSG-8", "CON-2")
+def test_marketing_email_list_unsubscribe_adds_a_mailto_when_a_domain_is_set(
+    org_a, ana, offer_email, reminder_email, settings
+):
+    settings.CARELY_UNSUBSCRIBE_MAILTO_DOMAIN = "unsub.pep.example.test"
+    marketing = enqueue(org_a, ana, offer_email)
+    value = json.loads(marketing.extras)["headers"]["List-Unsubscribe"]
+    https, mailto = (part.strip() for part in value.split(","))
+    assert https.startswith("<https://pep.example.test/u/") and https.endswith("/>")
+    assert mailto.startswith("<mailto:unsubscribe@unsub.pep.example.test?subject=unsubscribe%20")
+    # The subject carries the same signed token as the link: it names this contact and purpose.
+    token = unquote(mailto[1:-1].split("subject=", 1)[1]).removeprefix("unsubscribe ")
+    assert unsubscribe_token_read(token) == (org_a.pk, ana.pk, "marketing")
+    assert https[1:-1].rstrip("/").rsplit("/", 1)[1] == token
+    reminder = enqueue(org_a, ana, reminder_email, variables={"when": "jutri"}, dedupe_key="s:2")
+    assert reminder.extras == ""
+
+    settings.CARELY_UNSUBSCRIBE_MAILTO_DOMAIN = ""
+    plain = enqueue(org_a, ana, offer_email, dedupe_key="s:3")
+    assert "mailto:" not in json.loads(plain.extras)["headers"]["List-Unsubscribe"]
 
 
 @pytest.mark.obligation("MSG-9")
