@@ -6,9 +6,10 @@ One round (``dispatch_batch``):
    ``sending`` with a lease, in one statement: ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so
    workers take disjoint rows without waiting; on SQLite the conditional UPDATE is safe because
    SQLite runs one writer at a time.
-2. **Decide again** with ``eligibility_decide`` for the whole batch (a few queries per
-   organisation, kind, channel and purpose): refused rows end as ``refused`` with every reason,
-   never sent. A WhatsApp free text outside the 24-hour window is refused too.
+2. **Decide again** with ``sending_decide`` (``eligibility_decide`` plus hard-bounced
+   addresses) for the whole batch (a few queries per organisation, kind, channel and purpose):
+   refused rows end as ``refused`` with every reason, never sent. A WhatsApp free text
+   outside the 24-hour window is refused too.
 3. **Quiet hours**: a row that respects them (marketing always) and falls inside them is
    ``deferred`` to the end of the window in the organisation's time zone.
 4. **Hand over** per provider request: ``handed_at`` is committed *before* the call, so a row
@@ -43,7 +44,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from carely.orgs.models import Organisation
-from consent.eligibility import EligibilityQueryError, Reason, eligibility_decide
+from consent.eligibility import EligibilityQueryError, Reason
 from messaging.models import (
     WAITING,
     Channel,
@@ -57,7 +58,12 @@ from messaging.models import (
 from messaging.providers import provider_for
 from messaging.providers.base import OutgoingMessage, ProviderConfig, ProviderError, SendResult
 from messaging.ratelimit import limiter
-from messaging.services import RefusalReason, needs_session, whatsapp_session_open
+from messaging.services import (
+    RefusalReason,
+    needs_session,
+    sending_decide,
+    whatsapp_session_open,
+)
 
 logger = logging.getLogger("carely.messaging")
 
@@ -225,7 +231,7 @@ def _decide(
         organisation = organisations[organisation_id]
         contact_ids = [r.contact_id for r in group if r.contact_id is not None]
         try:
-            decisions = eligibility_decide(
+            decisions = sending_decide(
                 organisation=organisation,
                 contact_ids=contact_ids,
                 kind=kind,

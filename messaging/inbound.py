@@ -718,8 +718,8 @@ def receipts_sweep(*, now: dt.datetime | None = None) -> dict[str, int]:
 # --- selectors for the engine and the UI ----------------------------------------------------------
 def undeliverable_digests(*, organisation: Organisation, digests: Iterable[str]) -> set[str]:
     """Which of these blind-index digests (the contacts' ``email_bidx``/``phone_bidx``) are known
-    to be permanently undeliverable. For dispatch and eligibility to consult; the consent
-    app's decision does not read it yet."""
+    to be permanently undeliverable. For the staff pages; enqueue and dispatch consult the
+    table in ``messaging.services.sending_decide``, in one query per batch."""
     organisation = require_organisation(organisation)
     wanted = [d for d in digests if d]
     if not wanted:

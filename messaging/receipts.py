@@ -134,8 +134,8 @@ class UndeliverableAddress(models.Model):
     """An address the provider reported as permanently undeliverable (an SES hard bounce).
 
     Keyed by the contacts' own blind-index digest (same key and normal form), so it needs no
-    contact row, matches a re-imported contact, and holds no readable address. Dispatch and
-    eligibility consult it through ``messaging.inbound.undeliverable_digests``.
+    contact row, matches a re-imported contact, and holds no readable address. Enqueue and
+    dispatch refuse such an address as ``no_address`` through ``messaging.services.sending_decide``.
     """
 
     organisation = models.ForeignKey(

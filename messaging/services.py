@@ -1,10 +1,11 @@
 """Every write of the messaging app that is not dispatch itself: templates, enqueue, cancel.
 
 ``message_enqueue`` is the one way a message comes to exist (MSG-6, MSG-9): it renders the text
-(a missing variable fails here, before anything is queued, MSG-3), asks ``eligibility_decide``
-(CON-3..CON-7; dispatch asks again, MSG-5), adds the opt-out line or unsubscribe link and
-headers to marketing (MSG-8), writes the row with its ``queued`` event and, on commit, wakes a
-dispatch worker on the kind's own queue.
+(a missing variable fails here, before anything is queued, MSG-3), asks ``sending_decide``
+(``eligibility_decide``, CON-3..CON-7, plus hard-bounced addresses; dispatch asks again,
+MSG-5), adds the opt-out line or unsubscribe link and headers to marketing (MSG-8), writes
+the row with its ``queued`` event and, on commit, wakes a dispatch worker on the kind's own
+queue.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from django.utils import timezone
 from carely.audit.services import audit_record
 from carely.orgs.models import Organisation, User
 from carely.orgs.scoping import require_organisation
-from consent.eligibility import Decision, eligibility_decide
+from consent.eligibility import Decision, Reason, eligibility_decide
 from consent.links import list_unsubscribe_headers, unsubscribe_url
+from consent.selectors import values_in
 from contacts.models import Contact
 from messaging import templating
 from messaging.models import (
@@ -38,6 +40,7 @@ from messaging.models import (
     WhatsAppSession,
     queue_for,
 )
+from messaging.receipts import UndeliverableAddress
 from messaging.segments import MAX_PARTS, sms_encoding, transliterate
 
 
@@ -293,6 +296,58 @@ def _render(
     return Rendered(subject, body, html_body, extras, parts)
 
 
+# --- the sending decision ------------------------------------------------------------------------
+def sending_decide(
+    *,
+    organisation: Organisation,
+    contact_ids: Iterable[int],
+    kind: str,
+    channel: str,
+    purpose: str | None,
+    now: dt.datetime,
+) -> dict[int, Decision]:
+    """``eligibility_decide`` plus the one thing only messaging knows: the provider reported the
+    contact's current address on this channel permanently undeliverable (an SES hard bounce,
+    ``UndeliverableAddress``). Such a contact is refused with ``no_address``, as one without an
+    address is: sending again only hurts the sender's reputation for every clinic.
+
+    Enqueue and dispatch both decide here, so they cannot disagree. One query more than the
+    eligibility decision's, whatever the batch size. Matched by the contact's own blind index,
+    so a corrected address is eligible again at once. Raises what ``eligibility_decide`` raises.
+    """
+    decisions = eligibility_decide(
+        organisation=organisation,
+        contact_ids=contact_ids,
+        kind=kind,
+        channel=channel,
+        purpose=purpose,
+        now=now,
+    )
+    candidates = [
+        pk
+        for pk, decision in decisions.items()
+        if not {Reason.ERASED, Reason.NO_ADDRESS} & set(decision.reasons)
+    ]
+    if not candidates:
+        return decisions
+    email = channel == Channel.EMAIL
+    # The blind index kinds the bounce was keyed by: WhatsApp reaches the phone number.
+    bounced = UndeliverableAddress.objects.for_organisation(organisation).filter(
+        kind="email" if email else "phone"
+    )
+    column = "email_bidx" if email else "phone_bidx"
+    undeliverable = (
+        Contact.objects.for_organisation(organisation)
+        .filter(values_in(Contact, "id", candidates))
+        .filter(**{f"{column}__in": bounced.values("digest")})
+        .values_list("pk", flat=True)
+    )
+    for pk in undeliverable:
+        decision = decisions[pk]
+        decisions[pk] = Decision(pk, False, None, reasons=[*decision.reasons, Reason.NO_ADDRESS])
+    return decisions
+
+
 def whatsapp_session_open(
     *, organisation: Organisation, contact_ids: Iterable[int], now: dt.datetime | None = None
 ) -> set[int]:
@@ -395,7 +450,7 @@ def message_enqueue(
         text=text,
     )
     now = timezone.now()
-    decision = eligibility_decide(
+    decision = sending_decide(
         organisation=organisation,
         contact_ids=[contact.pk],
         kind=kind,
@@ -585,7 +640,7 @@ def messages_enqueue_bulk(
         .filter(dedupe_key=dedupe_key, channel=channel, contact_id__in=ids)
         .values_list("contact_id", flat=True)
     )
-    decisions = eligibility_decide(
+    decisions = sending_decide(
         organisation=organisation,
         contact_ids=ids,
         kind=kind,

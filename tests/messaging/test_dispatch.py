@@ -9,17 +9,26 @@ import json
 
 import pytest
 import time_machine
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from carely.privacy.registry import Subject, registry
+from consent.eligibility import eligibility_decide
 from consent.services import consent_withdraw, suppression_add
 from contacts.services import contact_restrict
 from messaging import dispatch
+from messaging.inbound import undeliverable_mark
 from messaging.models import Message
 from messaging.providers import fake
 from messaging.providers.base import ProviderError
 from messaging.ratelimit import limiter
-from messaging.services import message_enqueue
+from messaging.services import (
+    MessageRefused,
+    message_enqueue,
+    messages_enqueue_bulk,
+    sending_decide,
+)
 from tests.consent.conftest import make_contact, record
 
 pytestmark = pytest.mark.django_db
@@ -279,3 +288,90 @@ def test_the_reconcile_command_reports_and_its_dry_run_changes_nothing(
         assert refreshed(message).status == "sending"
         call_command("messages_reconcile", stdout=io.StringIO())
     assert refreshed(message).status == "queued"
+
+
+@pytest.mark.obligation("MSG-5", "MSG-7")
+def test_a_hard_bounced_address_is_refused_as_no_address_at_enqueue_and_dispatch(
+    org_a, org_b, ana, offer_email, reminder_email, fake_providers
+):
+    def email(key, template=offer_email, **kw):
+        return message_enqueue(
+            organisation=org_a,
+            contact=ana,
+            channel="email",
+            kind=template.kind,
+            purpose="marketing" if template.kind == "marketing" else "appointment_reminders",
+            template=template,
+            dedupe_key=key,
+            **kw,
+        )
+
+    queued = email("campaign:1")
+    # The same address bounced for another clinic only: that is not this clinic's report.
+    undeliverable_mark(
+        organisation=org_b, kind="email", digest=ana.email_bidx, reason="r", at=timezone.now()
+    )
+    assert sending_decide(
+        organisation=org_a,
+        contact_ids=[ana.pk],
+        kind="marketing",
+        channel="email",
+        purpose="marketing",
+        now=timezone.now(),
+    )[ana.pk].allowed
+    # A hard bounce recorded after the message was queued (inbound SES webhook).
+    undeliverable_mark(
+        organisation=org_a,
+        kind="email",
+        digest=ana.email_bidx,
+        reason="ses_bounce_permanent:General",
+        at=timezone.now(),
+    )
+    report = dispatch.dispatch_batch(queue=BULK)
+    assert report.claimed == 1 and report.refused == 1 and report.sent == 0
+    assert fake_providers == []
+    queued = refreshed(queued)
+    assert queued.status == "refused" and queued.refusal_reasons == ["no_address"]
+
+    with pytest.raises(MessageRefused) as refused:
+        email("staff:2", reminder_email, variables={"when": "jutri"})
+    assert refused.value.reasons == ["no_address"]
+    bulk = messages_enqueue_bulk(
+        organisation=org_a,
+        contacts=[ana],
+        channel="email",
+        kind="marketing",
+        purpose="marketing",
+        template=offer_email,
+        dedupe_key="campaign:2",
+    )
+    assert bulk.refused == {ana.pk: ["no_address"]}
+    # The phone was never reported: SMS still goes.
+    offer(org_a, ana, key="campaign:3", channel="sms")
+    assert dispatch.dispatch_batch(queue=BULK).sent == 1
+
+
+@pytest.mark.obligation("MSG-5")
+def test_the_bounce_check_adds_one_query_whatever_the_batch_size(org_a, ana):
+    contacts = [ana] + [
+        make_contact(org_a, first_name=f"p{i}", email=f"p{i}@example.test") for i in range(12)
+    ]
+    for contact in contacts[1:]:
+        record(contact)
+    now = timezone.now()
+
+    def count(decide, ids):
+        with CaptureQueriesContext(connection) as queries:
+            decide(
+                organisation=org_a,
+                contact_ids=ids,
+                kind="marketing",
+                channel="email",
+                purpose="marketing",
+                now=now,
+            )
+        return len(queries.captured_queries)
+
+    ids = [c.pk for c in contacts]
+    assert count(sending_decide, ids[:1]) == count(eligibility_decide, ids[:1]) + 1
+    assert count(sending_decide, ids) == count(sending_decide, ids[:1])
