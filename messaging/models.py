@@ -68,6 +68,7 @@ class EventSource(models.TextChoices):
     RECONCILER = "reconciler", "reconciler"
     API = "api", "API"
     STAFF = "staff", "staff"
+    CONSENT = "consent", "consent withdrawn"  # the consent_withdrawn signal (CON-2)
 
 
 class MessageTemplate(models.Model):

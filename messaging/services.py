@@ -768,3 +768,43 @@ def message_cancel(
         )
     message.status = Status.CANCELLED
     message.final_at = now
+
+
+# --- withdrawal ----------------------------------------------------------------------------------
+# The cancellation reason per withdrawal cause: the same codes as the eligibility refusal.
+_WITHDRAWAL_REASON = {"": Reason.WITHDRAWN, "lapsed": Reason.LAPSED, "objection": Reason.OBJECTION}
+
+
+def messages_cancel_on_withdrawal(
+    *,
+    organisation_id: int,
+    contact_id: int,
+    purpose: str,
+    channels: Sequence[str],
+    cause: str = "",
+    **_: object,
+) -> int:
+    """Receiver of ``consent.signals.consent_withdrawn`` (CON-2): cancel the contact's queued
+    and deferred marketing messages for that purpose on those channels at once, each with the
+    reason in its timeline (``withdrawn``, ``lapsed`` or ``objection``). Returns how many.
+
+    Transactional messages stand on the contract, not on consent, and are left alone. A message
+    a worker claimed meanwhile cannot be cancelled here; dispatch's own decision refuses it.
+    Runs after the withdrawal has committed (the signal is sent on commit)."""
+    reason = _WITHDRAWAL_REASON.get(cause, Reason.WITHDRAWN)
+    queued = Message.objects.filter(
+        organisation_id=organisation_id,
+        contact_id=contact_id,
+        kind=Kind.MARKETING,
+        purpose=purpose,
+        channel__in=list(channels),
+        status__in=WAITING,
+    ).only("pk", "organisation_id", "status")
+    cancelled = 0
+    for message in queued:
+        try:
+            message_cancel(message=message, source=EventSource.CONSENT, reason_code=reason)
+        except MessageNotCancellable:
+            continue
+        cancelled += 1
+    return cancelled
