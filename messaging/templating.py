@@ -131,9 +131,12 @@ def render(parsed: Parsed, values: Mapping[str, str], *, html: bool = False) -> 
     value (all of them, not only the first)."""
     missing = [name for name in parsed.names if values.get(name) in (None, "")]
     if missing:
+        # One complete sentence per value, since callers show each problem on its own.
         raise TemplateError(
-            [f"No value for {{{{ {name} }}}}." for name in missing]
-            + ["Give each one, or change the template."]
+            [
+                f"No value for {{{{ {name} }}}}. Give one, or change the template."
+                for name in missing
+            ]
         )
     out: list[str] = []
     for is_name, text in parsed.parts:

@@ -110,7 +110,11 @@ def test_every_missing_or_unknown_variable_is_named(api_a, org_a, ana):
     missing = api_a.post(URL, reminder_body(ana, template="visit", variables={}), format="json")
     assert missing.status_code == 400 and missing["Content-Type"] == PROBLEM
     messages = errors_of(missing)["variables"]
-    assert "No value for {{ when }}." in messages and "No value for {{ doctor }}." in messages
+    assert messages == [
+        "No value for {{ when }}. Give one, or change the template.",
+        "No value for {{ doctor }}. Give one, or change the template.",
+    ]
+    assert "template" not in errors_of(missing)  # the advice is not a problem of its own
     unknown = api_a.post(
         URL,
         reminder_body(ana, template="visit", variables={"when": "9h", "doctor": "X", "room": "3"}),

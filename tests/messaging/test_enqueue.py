@@ -55,7 +55,7 @@ def test_a_queued_message_holds_content_basis_and_its_first_event(
 def test_missing_or_unknown_variables_fail_before_anything_is_queued(org_a, ana, reminder_sms):
     with pytest.raises(MessageInvalid) as missing:
         enqueue(org_a, ana, reminder_sms)
-    assert "No value for {{ when }}." in missing.value.problems
+    assert missing.value.problems == ["No value for {{ when }}. Give one, or change the template."]
     with pytest.raises(MessageInvalid) as unknown:
         enqueue(org_a, ana, reminder_sms, variables={"when": "9h", "room": "3"})
     assert "room" in str(unknown.value)
