@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
@@ -76,7 +78,8 @@ WHATSAPP_SESSION = dt.timedelta(hours=24)
 
 # The opt-out line every marketing SMS ends with (MSG-8), in the contact's language. A fixed
 # table rather than gettext: it must exist for every language a clinic writes in, and a missing
-# catalogue must not silently fall back to a line the patient cannot read.
+# catalogue must not silently fall back to a line the patient cannot read. Every line is GSM-7
+# (no č/š/ž): the line alone must never switch a message to UCS-2 and double its parts.
 SMS_OPT_OUT = {
     "sl": "Odjava: {url}",
     "en": "Unsubscribe: {url}",
@@ -84,6 +87,36 @@ SMS_OPT_OUT = {
     "hr": "Odjava: {url}",
     "it": "Disiscriviti: {url}",
 }
+# The same with the STOP reply (CON-2), for senders a reply can reach. The keywords are the
+# platform's own (MESSAGING_STOP_KEYWORDS), which no clinic can switch off.
+SMS_OPT_OUT_REPLY = {
+    "sl": "Odjava: odgovorite ODJAVA ali {url}",
+    "en": "Reply STOP or visit {url} to opt out",
+    "de": "Abmelden: Antwort STOP oder {url}",
+    "hr": "Odjava: odgovorite ODJAVA ili {url}",
+    "it": "Disiscriviti: rispondi STOP o {url}",
+}
+# An alphanumeric sender id ("Carely") cannot receive replies; a number (long code or short
+# code) can, and its replies reach the inbound webhook.
+_REPLYABLE_SENDER = re.compile(r"\+?[0-9]{3,15}")
+
+
+def sms_replies_reach_us(account: ProviderAccount | None, channel: str) -> bool:
+    """Whether a STOP reply to this message can arrive at all: always on WhatsApp; on SMS only
+    from a numeric sender. Telling a patient to reply STOP to a sender id that cannot take
+    replies would make them believe they opted out when nothing happened."""
+    if channel == Channel.WHATSAPP:
+        return True
+    sender = (account.sms_sender if account else "") or settings.MESSAGING_SMS_SENDER or ""
+    return bool(_REPLYABLE_SENDER.fullmatch(sender.replace(" ", "")))
+
+
+def sms_opt_out_line(*, language: str, url: str, replies: bool) -> str:
+    """The line a marketing SMS or WhatsApp text ends with; enqueue and the template preview
+    both use it, so the preview's part count is what the clinic will pay for."""
+    return _in_language(SMS_OPT_OUT_REPLY if replies else SMS_OPT_OUT, language).format(url=url)
+
+
 EMAIL_FOOTER = {
     "sl": "Ne želite več prejemati teh sporočil? Odjava: {url}",
     "en": "Don't want these messages any more? Unsubscribe: {url}",
@@ -269,7 +302,10 @@ def _render(
                 label = _in_language(EMAIL_FOOTER_LINK, language)
                 html_body = f'{html_body}\n<p><a href="{url}">{label}</a></p>'
         else:
-            body = f"{body}\n{_in_language(SMS_OPT_OUT, language).format(url=url)}"
+            line = sms_opt_out_line(
+                language=language, url=url, replies=sms_replies_reach_us(account, channel)
+            )
+            body = f"{body}\n{line}"
     if marketing and channel == Channel.EMAIL:
         extras["headers"] = list_unsubscribe_headers(contact, purpose)
 

@@ -40,11 +40,12 @@ from messaging.inbound import inbound_list
 from messaging.models import Channel, Kind, Message, MessageEvent, MessageTemplate
 from messaging.segments import SmsEncoding, sms_encoding, transliterate
 from messaging.services import (
-    SMS_OPT_OUT,
     MessageInvalid,
     MessageRefused,
     message_enqueue,
     provider_account_for,
+    sms_opt_out_line,
+    sms_replies_reach_us,
     template_save,
 )
 
@@ -238,13 +239,13 @@ def template_preview(
     preview = Preview(subject=subject, body=body)
     if template.channel != Channel.SMS:
         return preview
+    account = provider_account_for(organisation)
+    replies = sms_replies_reach_us(account, template.channel)
     if marketing and "unsubscribe_url" not in used:
         language = ((contact.preferred_language if contact else "") or template.language or "en")[
             :2
         ]
-        line = SMS_OPT_OUT.get(language) or SMS_OPT_OUT["en"]
-        preview.body = f"{body}\n{line.format(url=url)}"
-    account = provider_account_for(organisation)
+        preview.body = f"{body}\n{sms_opt_out_line(language=language, url=url, replies=replies)}"
     preview.transliteration_on = account.sms_transliterate
     if account.sms_transliterate:
         preview.body = transliterate(preview.body)

@@ -4,6 +4,7 @@ eligibility, opt-out line and unsubscribe headers on marketing only, dedupe, can
 from __future__ import annotations
 
 import json
+import re
 from urllib.parse import unquote
 
 import pytest
@@ -11,16 +12,21 @@ import pytest
 from consent.services import consent_withdraw
 from consent.tokens import unsubscribe_token_read
 from messaging.models import Message, MessageEvent, Status
+from messaging.segments import sms_encoding
 from messaging.services import (
+    SMS_OPT_OUT,
+    SMS_OPT_OUT_REPLY,
     MessageInvalid,
     MessageNotCancellable,
     MessageRefused,
     message_cancel,
     message_enqueue,
     messages_enqueue_bulk,
+    provider_account_for,
     template_save,
 )
-from tests.consent.conftest import make_contact
+from messaging.views import template_preview
+from tests.consent.conftest import make_contact, record
 
 pytestmark = pytest.mark.django_db
 
@@ -84,6 +90,45 @@ def test_marketing_sms_ends_with_an_opt_out_line_in_the_contacts_language(
     with pytest.raises(MessageRefused) as refused:
         enqueue(org_a, bor, offer_sms)
     assert refused.value.reasons == ["no_consent"]
+
+
+@pytest.mark.obligation("MSG-8", "CON-2", "MSG-3")
+def test_a_marketing_sms_from_a_number_also_offers_the_stop_reply_and_the_preview_counts_it(
+    org_a, ana, offer_sms
+):
+    account = provider_account_for(org_a)
+    account.sms_sender = "+386 40 111 222"  # a long code: replies reach the inbound webhook
+    account.save(update_fields=["sms_sender"])
+    message = enqueue(org_a, ana, offer_sms)
+    line = message.body.split("\n")[-1]
+    assert line.startswith("Odjava: odgovorite ODJAVA ali https://pep.example.test/u/")
+    assert message.parts_estimated == sms_encoding(message.body).parts == 2
+    # The preview shows the same line and counts the same parts the clinic will pay for.
+    preview = template_preview(template=offer_sms, values={}, organisation=org_a, contact=ana)
+    assert preview.body.split("\n")[-1].startswith("Odjava: odgovorite ODJAVA ali https://")
+    assert preview.encoding is not None and preview.encoding.parts == message.parts_estimated
+
+    ben = make_contact(org_a, first_name="Ben", phone="+38641999888", preferred_language="en")
+    record(ben)
+    english = enqueue(org_a, ben, offer_sms)
+    assert re.fullmatch(
+        r"Reply STOP or visit https://pep\.example\.test/u/\S+/ to opt out",
+        english.body.split("\n")[-1],
+    )
+    # No line may force UCS-2 on its own (č/š/ž would double the parts).
+    for table in (SMS_OPT_OUT, SMS_OPT_OUT_REPLY):
+        for text in table.values():
+            assert sms_encoding(text.format(url="https://x.test/u/t/")).encoding == "GSM-7"
+
+
+@pytest.mark.obligation("MSG-8", "CON-2")
+def test_an_alphanumeric_sender_cannot_take_replies_so_the_line_offers_only_the_link(
+    org_a, ana, offer_sms, settings
+):
+    settings.MESSAGING_SMS_SENDER = "Carely"
+    message = enqueue(org_a, ana, offer_sms)
+    assert message.body.split("\n")[-1].startswith("Odjava: https://pep.example.test/u/")
+    assert "ODJAVA" not in message.body
 
 
 @pytest.mark.obligation("MSG-8")
