@@ -844,3 +844,28 @@ def messages_cancel_on_withdrawal(
             continue
         cancelled += 1
     return cancelled
+
+
+def api_free_text_set(*, organisation: Organisation, allowed: bool) -> bool:
+    """Whether the transactional API may send a calling system's own ``text`` instead of a
+    template (off by default). Audited, because it changes what can reach patients without the
+    clinic having read it first. Returns whether anything changed."""
+    from messaging.receipts import MessagingOptions  # receipts imports this module's callers
+
+    with transaction.atomic():
+        options, _ = MessagingOptions.objects.select_for_update().get_or_create(
+            organisation=organisation
+        )
+        if options.api_free_text == allowed:
+            return False
+        options.api_free_text = allowed
+        options.updated_at = timezone.now()
+        options.save(update_fields=["api_free_text", "updated_at"])
+        audit_record(
+            action="messaging.api_free_text_changed",
+            organisation=organisation,
+            object_type="messaging_options",
+            object_id=options.pk,
+            details={"allowed": allowed},
+        )
+    return True

@@ -38,10 +38,12 @@ from messaging.forms import (
 )
 from messaging.inbound import inbound_list
 from messaging.models import Channel, Kind, Message, MessageEvent, MessageTemplate
+from messaging.receipts import MessagingOptions
 from messaging.segments import SmsEncoding, sms_encoding, transliterate
 from messaging.services import (
     MessageInvalid,
     MessageRefused,
+    api_free_text_set,
     message_enqueue,
     provider_account_for,
     sms_opt_out_line,
@@ -134,6 +136,9 @@ def template_list(request: HttpRequest) -> HttpResponse:
     context = {
         "templates": list(current),
         "account": provider_account_for(_organisation(request)),
+        "api_free_text": MessagingOptions.objects.filter(
+            organisation=_organisation(request), api_free_text=True
+        ).exists(),
         "can_edit": request_may(request, Perm.MESSAGES_SEND),
         "can_settings": request_may(request, Perm.ORG_SETTINGS),
     }
@@ -304,6 +309,18 @@ def transliteration_set(request: HttpRequest) -> HttpResponse:
     back = request.POST.get("next", "")
     if back.startswith("/messages/") and "//" not in back:
         return redirect(back)
+    return redirect("messaging:template_list")
+
+
+@require(Perm.ORG_SETTINGS)
+@require_POST
+def api_free_text_update(request: HttpRequest) -> HttpResponse:
+    allowed = request.POST.get("api_free_text") == "on"
+    api_free_text_set(organisation=_organisation(request), allowed=allowed)
+    if allowed:
+        flash.success(request, _("The API may now send texts written by your practice system."))
+    else:
+        flash.success(request, _("The API now sends messages from templates only."))
     return redirect("messaging:template_list")
 
 

@@ -20,6 +20,7 @@ urlpatterns = [
         name="template_new_version",
     ),
     path("settings/transliteration/", views.transliteration_set, name="transliteration"),
+    path("settings/api-free-text/", views.api_free_text_update, name="api_free_text"),
 ]
 
 contact_urlpatterns = (

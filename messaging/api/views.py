@@ -205,7 +205,8 @@ class MessageViewSet(OrganisationScopedViewSet, mixins.ListModelMixin, mixins.Re
                     {
                         "text": [
                             "This organisation sends API messages from templates only; give a "
-                            "template, or ask an organisation admin to allow free text."
+                            "template, or ask an organisation admin to allow free text (Messages "
+                            "> Templates > Texts sent through the API)."
                         ]
                     }
                 )
