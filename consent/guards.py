@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from carely.lib.triggers import triggers_execute
+
 TABLE = "consent_consententry"
 
 # Columns that may change only as described above.
@@ -73,18 +75,8 @@ SQLITE_REMOVE = ["DROP TRIGGER IF EXISTS consent_entry_append_only"]
 
 
 def install(schema_editor: Any) -> None:
-    vendor = schema_editor.connection.vendor
-    if vendor == "postgresql":
-        schema_editor.execute(POSTGRES_INSTALL, params=None)
-    elif vendor == "sqlite":
-        for statement in SQLITE_INSTALL:
-            schema_editor.execute(statement)
+    triggers_execute(schema_editor, postgres=POSTGRES_INSTALL, sqlite=SQLITE_INSTALL)
 
 
 def remove(schema_editor: Any) -> None:
-    vendor = schema_editor.connection.vendor
-    if vendor == "postgresql":
-        schema_editor.execute(POSTGRES_REMOVE, params=None)
-    elif vendor == "sqlite":
-        for statement in SQLITE_REMOVE:
-            schema_editor.execute(statement)
+    triggers_execute(schema_editor, postgres=POSTGRES_REMOVE, sqlite=SQLITE_REMOVE)

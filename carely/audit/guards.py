@@ -19,6 +19,8 @@ from typing import Any
 
 from django.db import connection, transaction
 
+from carely.lib.triggers import triggers_execute
+
 PURGE_SETTING = "carely.audit_purge_chain"
 _permitted: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar(
     "audit_purge_permitted", default=frozenset()
@@ -103,18 +105,8 @@ def audit_purge_permit(chain_key: str) -> Iterator[None]:
 
 
 def install(schema_editor: Any) -> None:
-    vendor = schema_editor.connection.vendor
-    if vendor == "postgresql":
-        schema_editor.execute(POSTGRES_INSTALL, params=None)
-    elif vendor == "sqlite":
-        for statement in SQLITE_INSTALL:
-            schema_editor.execute(statement)
+    triggers_execute(schema_editor, postgres=POSTGRES_INSTALL, sqlite=SQLITE_INSTALL)
 
 
 def remove(schema_editor: Any) -> None:
-    vendor = schema_editor.connection.vendor
-    if vendor == "postgresql":
-        schema_editor.execute(POSTGRES_REMOVE, params=None)
-    elif vendor == "sqlite":
-        for statement in SQLITE_REMOVE:
-            schema_editor.execute(statement)
+    triggers_execute(schema_editor, postgres=POSTGRES_REMOVE, sqlite=SQLITE_REMOVE)
