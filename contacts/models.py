@@ -223,3 +223,72 @@ class ImportJob(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.state in (ImportState.COMPLETED, ImportState.FAILED)
+
+
+def tag_key(name: str) -> str:
+    """A tag's identity within its organisation: its name, case-folded."""
+    return name.casefold()
+
+
+class Tag(models.Model):
+    """A label from the clinic's own vocabulary ("diabetes-check", "newsletter-2026"), put on
+    contacts so audiences can filter on it. The name alone is not personal data; a tag on a
+    contact is (``ContactTag``).
+
+    ``key`` is the name case-folded in Python, unique per organisation: "Diabetes" and
+    "diabetes" are one tag. Folding in Python rather than with SQL ``lower()`` keeps č, š and ž
+    equal on SQLite too, whose ``lower()`` only knows ASCII.
+    """
+
+    organisation = models.ForeignKey(
+        "orgs.Organisation", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    name = models.CharField(max_length=40)
+    key = models.CharField(max_length=80)  # casefold may lengthen ("ß" -> "ss")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = OrganisationScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["key", "pk"]
+        constraints = [
+            # Also the index for "this organisation's tags" and lookups by name.
+            models.UniqueConstraint(fields=["organisation", "key"], name="contact_tag_key_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ContactTag(models.Model):
+    """One tag on one contact. Personal data: a tag can reveal a health fact about the patient,
+    so the link is erased and exported with the contact (contacts/privacy.py).
+
+    ``name`` repeats the tag's name so the access export (DSR-6) reads "diabetes-check" rather
+    than an id the person cannot look up; ``tag_rename`` keeps it equal to ``tag.name``.
+    """
+
+    # No index of its own: every lookup goes through the contact or the tag.
+    organisation = models.ForeignKey(
+        "orgs.Organisation", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    # (contact, tag) is unique, and that index serves the contact's own tags.
+    contact = models.ForeignKey(
+        Contact, on_delete=models.CASCADE, related_name="tag_links", db_index=False
+    )
+    # (tag, contact) below serves "contacts with tag X" (audiences) and the tag's count.
+    tag = models.ForeignKey(Tag, on_delete=models.CASCADE, related_name="links", db_index=False)
+    name = models.CharField(max_length=40)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = OrganisationScopedQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["contact", "tag"], name="contact_tag_once"),
+        ]
+        indexes = [models.Index(fields=["tag", "contact"], name="contact_tag_tag_contact")]
+
+    def __str__(self) -> str:
+        return f"contact tag #{self.pk}"

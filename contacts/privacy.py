@@ -97,3 +97,29 @@ registry.opaque_model(
         "the id of the staff member who ran it"
     ),
 )
+
+# A tag on a patient can reveal a health fact ("diabetes-check"), so the link is the contact's
+# personal data: deleted with the contact, exported with it (under the tag's name, which the row
+# repeats), kept as long as the contact. Tags are put on by the clinic, not provided by the
+# person, so portability (DSR-7) leaves them out.
+registry.declare(
+    "contacts.ContactTag",
+    reach=Reach("contact", "contact_id"),
+    retention="contact_consent",
+    purposes=["care_administration", "marketing"],
+    fields={
+        "contact": _derived(Category.HEALTH_ADJACENT, export="contact_id"),
+        "tag": _derived(Category.HEALTH_ADJACENT, export="tag_id"),
+        "name": _derived(Category.HEALTH_ADJACENT, export="tag"),
+        "created_at": _derived(Category.HEALTH_ADJACENT, export="tagged_at"),
+    },
+    not_personal=["id", "organisation"],
+)
+
+registry.not_personal_model(
+    "contacts.Tag",
+    reason=(
+        "the clinic's own vocabulary of labels (name, case-folded key, when it was created); "
+        "which contact carries a tag is in contacts.ContactTag"
+    ),
+)

@@ -9,14 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
 from django.shortcuts import get_object_or_404
 
 from carely.lib.normalise import InvalidPhoneNumber
 from carely.orgs.models import Organisation
 from carely.orgs.scoping import require_organisation
 from carely.privacy.fields import blind_indexes
-from contacts.models import ChangeKind, Contact, ContactChange
+from contacts.models import ChangeKind, Contact, ContactChange, ContactTag, Tag, tag_key
 
 
 def contact_list(
@@ -24,6 +24,7 @@ def contact_list(
     organisation: Organisation | None,
     search: str = "",
     relationship_status: str = "",
+    tag: str = "",
 ) -> QuerySet[Contact]:
     """The organisation's contacts, newest change first.
 
@@ -38,7 +39,9 @@ def contact_list(
         contacts = contacts.filter(_blind_search(text, organisation.default_phone_region))
     if relationship_status:
         contacts = contacts.filter(relationship_status=relationship_status)
-    return contacts.order_by("-updated_at", "-pk")
+    if tag.strip():
+        contacts = contacts.filter(tag_filter_q(organisation, any_of=[tag]))
+    return contacts_with_tag_names(contacts).order_by("-updated_at", "-pk")
 
 
 def _blind_search(text: str, region: str) -> Q:
@@ -103,3 +106,69 @@ def contact_history(*, contact: Contact) -> list[HistoryEntry]:
             )
         )
     return entries
+
+
+# --- tags ------------------------------------------------------------------------------------
+
+
+def contacts_with_tag_names(contacts: QuerySet[Contact]) -> QuerySet[Contact]:
+    """``contacts`` with each one's tags loaded in one more query for the whole page (not one
+    per contact): ``contact_tag_names(contact)`` then reads them."""
+    return contacts.prefetch_related(
+        Prefetch("tag_links", queryset=ContactTag.objects.only("contact_id", "name"))
+    )
+
+
+def contact_tag_names(contact: Contact) -> list[str]:
+    """The contact's tag names in order; from the prefetch when there is one."""
+    return sorted((link.name for link in contact.tag_links.all()), key=tag_key)
+
+
+def _tag_ids(organisation: Organisation, names: list[str]) -> QuerySet[Tag, Any]:
+    keys = {tag_key(" ".join(n.split())) for n in names}
+    return Tag.objects.for_organisation(organisation).filter(key__in=keys).values("pk")
+
+
+def tag_filter_q(
+    organisation: Organisation | None,
+    *,
+    any_of: list[str] | tuple[str, ...] = (),
+    all_of: list[str] | tuple[str, ...] = (),
+) -> Q:
+    """A ``Q`` over ``Contact`` for audiences and lists: the contact carries at least one tag of
+    ``any_of`` (when given) and every tag of ``all_of``. Names match as tags do (case does not
+    matter); a name the organisation has no tag for matches no contact. Each condition is an
+    ``EXISTS`` subquery on the (tag, contact) index, so the Q stays lazy and composes with other
+    filters and with ``Contact`` subqueries; only this organisation's tags are ever looked at.
+    """
+    organisation = require_organisation(organisation)
+    links = ContactTag.objects.filter(contact=OuterRef("pk"))
+    condition = Q()
+    if any_of:
+        condition &= Q(Exists(links.filter(tag__in=_tag_ids(organisation, list(any_of)))))
+    for name in all_of:
+        condition &= Q(Exists(links.filter(tag__in=_tag_ids(organisation, [name]))))
+    return condition
+
+
+def contacts_with_tags(
+    organisation: Organisation | None,
+    *,
+    any_of: list[str] | tuple[str, ...] = (),
+    all_of: list[str] | tuple[str, ...] = (),
+) -> QuerySet[Contact]:
+    """The organisation's contacts that ``tag_filter_q`` selects (all of them when both lists
+    are empty); a lazy queryset, usable as a subquery."""
+    return Contact.objects.for_organisation(organisation).filter(
+        tag_filter_q(organisation, any_of=any_of, all_of=all_of)
+    )
+
+
+def tag_list(*, organisation: Organisation | None) -> QuerySet[Tag]:
+    """The organisation's tags by name, each with ``contact_count``."""
+    return Tag.objects.for_organisation(organisation).annotate(contact_count=Count("links"))
+
+
+def tag_get(*, organisation: Organisation | None, tag_id: int) -> Tag:
+    """The tag in this organisation, or 404: another tenant's tag is simply not found."""
+    return get_object_or_404(Tag.objects.for_organisation(organisation), pk=tag_id)

@@ -29,7 +29,7 @@ from carely.orgs.models import Organisation
 from carely.orgs.suspension import suspension_check_write
 from carely.privacy.crypto import Keyring, encrypt, keyring
 from carely.privacy.fields import BlindIndexField, blind_indexes, encrypted_fields
-from contacts.models import ChangeKind, Contact, ContactChange, SourceKind
+from contacts.models import ChangeKind, Contact, ContactChange, ContactTag, SourceKind, Tag, tag_key
 from contacts.validation import (
     ContactInvalid,
     Errors,
@@ -46,15 +46,21 @@ __all__ = [
     "PreparedBatch",
     "RestrictionError",
     "RowResult",
+    "TagInvalid",
     "contact_create",
     "contact_lift_restriction",
     "contact_match",
     "contact_restrict",
     "contact_statement_add",
+    "contact_tags_set",
     "contact_update",
     "contacts_bulk_apply",
     "contacts_bulk_prepare",
     "contacts_bulk_upsert",
+    "tag_delete",
+    "tag_names_clean",
+    "tag_names_parse",
+    "tag_rename",
 ]
 
 BULK_UPSERT_LIMIT = 1000
@@ -861,3 +867,221 @@ def _update_contacts(changed: list[_Pending]) -> None:
                 rows = ", ".join([placeholder] * len(chunk))
                 sql = f"UPDATE {table} AS t SET {targets} FROM (VALUES {rows}) AS v({alias}) "  # noqa: S608
                 cursor.execute(f"{sql}WHERE t.{pk_column} = v.{pk_column}", params)
+
+
+# --- tags ------------------------------------------------------------------------------------
+
+TAG_NAME_LIMIT = 40
+TAGS_PER_CONTACT_LIMIT = 100
+
+
+class TagInvalid(ContactInvalid):
+    """A tag name is not acceptable; ``errors`` names the field ("tags" or "name")."""
+
+
+def _tag_name_problem(name: str) -> str | None:
+    if not name:
+        return "A tag is empty: give it a name or remove it."
+    if "," in name:
+        return (
+            f"Tag “{name}” contains a comma; commas separate tags, so write it as two tags "
+            "or choose a name without one."
+        )
+    if len(name) > TAG_NAME_LIMIT:
+        return (
+            f"Tag “{name}” is too long: at most {TAG_NAME_LIMIT} characters, this has {len(name)}."
+        )
+    return None
+
+
+def tag_names_clean(names: Sequence[Any], *, field: str = "tags") -> list[str]:
+    """Trimmed names, first spelling kept when two differ only in case. Raises ``TagInvalid``
+    under ``field`` with one message per bad tag."""
+    errors: list[str] = []
+    cleaned: dict[str, str] = {}
+    for raw in names:
+        if not isinstance(raw, str):
+            errors.append(f"Tag {raw!r} is not text; send each tag as a string.")
+            continue
+        name = " ".join(raw.split())  # trimmed, and no tabs or runs of spaces inside
+        problem = _tag_name_problem(name)
+        if problem:
+            errors.append(problem)
+        else:
+            cleaned.setdefault(tag_key(name), name)
+    if len(cleaned) > TAGS_PER_CONTACT_LIMIT:
+        errors.append(
+            f"{len(cleaned)} tags is too many: a contact can carry at most "
+            f"{TAGS_PER_CONTACT_LIMIT}."
+        )
+    if errors:
+        raise TagInvalid({field: errors})
+    return list(cleaned.values())
+
+
+def tag_names_parse(text: str) -> list[str]:
+    """Names from a comma-separated input ("diabetes-check, newsletter"); blanks between commas
+    are ignored, so a trailing comma is harmless."""
+    return [part for part in (p.strip() for p in text.split(",")) if part]
+
+
+def _tags_ensure(organisation: Organisation, names: Sequence[str]) -> dict[str, Tag]:
+    """``{key: Tag}`` for ``names``, creating the missing ones. ``ignore_conflicts`` lets two
+    requests create the same new tag at once: both then read the one row that won."""
+    keys = {tag_key(n): n for n in names}
+    scoped = Tag.objects.for_organisation(organisation)
+    found = {t.key: t for t in scoped.filter(key__in=keys)}
+    missing = [
+        Tag(organisation=organisation, name=name, key=key)
+        for key, name in keys.items()
+        if key not in found
+    ]
+    if missing:
+        Tag.objects.bulk_create(missing, ignore_conflicts=True)
+        found.update({t.key: t for t in scoped.filter(key__in=[t.key for t in missing])})
+    return found
+
+
+def contact_tags_set(
+    *, contact: Contact, names: Sequence[Any], reason: str = "", record_change: bool = True
+) -> dict[str, list[str]]:
+    """Replace the contact's tags with ``names``, creating tags the organisation does not have
+    yet. A name that differs from an existing tag only in case is that tag.
+
+    Returns ``{"before": [...], "after": [...]}`` (sorted names), or ``{}`` when nothing
+    changed (and then nothing is written). The change is one entry in the contact's history
+    (DSR-8) unless ``record_change`` is False, for the first tags of a contact created in the
+    same transaction. Raises ``TagInvalid``, ``ContactRestricted``, ``OrganisationSuspended``.
+    """
+    organisation = contact.organisation
+    suspension_check_write(organisation)
+    if contact.is_restricted:
+        raise ContactRestricted(contact)
+    wanted = tag_names_clean(names)
+    with transaction.atomic():
+        _lock(contact)
+        if contact.is_restricted:
+            raise ContactRestricted(contact)
+        links = ContactTag.objects.for_organisation(organisation).filter(contact=contact)
+        current = {link.tag.key: link for link in links.select_related("tag")}
+        wanted_keys = {tag_key(n) for n in wanted}
+        removed = [link for key, link in current.items() if key not in wanted_keys]
+        added_names = [n for n in wanted if tag_key(n) not in current]
+        if not removed and not added_names:
+            return {}
+        tags = _tags_ensure(organisation, added_names)
+        added = [tags[tag_key(n)] for n in added_names]
+        if removed:
+            ContactTag.objects.filter(pk__in=[link.pk for link in removed]).delete()
+        ContactTag.objects.bulk_create(
+            ContactTag(organisation=organisation, contact=contact, tag=tag, name=tag.name)
+            for tag in added
+        )
+        before = sorted((link.name for link in current.values()), key=tag_key)
+        after = sorted(
+            [link.name for key, link in current.items() if key in wanted_keys]
+            + [tag.name for tag in added],
+            key=tag_key,
+        )
+        contact.updated_at = timezone.now()
+        contact.save(update_fields=["updated_at"])
+        # A page or serializer that prefetched the old tags must not show them after this.
+        getattr(contact, "_prefetched_objects_cache", {}).pop("tag_links", None)
+        if record_change:
+            _change_record(
+                contact=contact,
+                kind=ChangeKind.RECTIFICATION,
+                changes={"tags": {"before": before, "after": after}},
+                reason=reason,
+            ).save()
+        audit_record(  # tag ids, not names: a name can say something about the patient
+            action="contact.tags_set",
+            organisation=organisation,
+            object_type="contact",
+            object_id=contact.pk,
+            details={
+                "added_tag_ids": sorted(t.pk for t in added),
+                "removed_tag_ids": sorted(link.tag_id for link in removed),
+            },
+        )
+    return {"before": before, "after": after}
+
+
+def tag_rename(*, tag: Tag, name: str) -> Tag:
+    """Give the tag a new name everywhere it is used. Raises ``TagInvalid`` (field "name") when
+    the name is not acceptable or another tag of the organisation already has it."""
+    organisation = tag.organisation
+    suspension_check_write(organisation)
+    (new_name,) = tag_names_clean([name], field="name")
+    key = tag_key(new_name)
+    others = Tag.objects.for_organisation(organisation).exclude(pk=tag.pk)
+    if others.filter(key=key).exists():
+        raise TagInvalid(
+            {
+                "name": [
+                    f"There is already a tag “{new_name}”. Choose another name, or delete one "
+                    "of the two tags."
+                ]
+            }
+        )
+    if new_name == tag.name:
+        return tag
+    with transaction.atomic():
+        tag.name, tag.key = new_name, key
+        tag.save(update_fields=["name", "key"])
+        ContactTag.objects.filter(tag=tag).update(name=new_name)
+        audit_record(
+            action="contact_tag.renamed",
+            organisation=organisation,
+            object_type="contact_tag",
+            object_id=tag.pk,
+        )
+    return tag
+
+
+def tag_delete(*, tag: Tag, reason: str = "") -> int:
+    """Delete the tag and take it off every contact; each of those contacts' history records
+    the removal (DSR-8). Returns how many contacts carried it."""
+    organisation = tag.organisation
+    suspension_check_write(organisation)
+    actor = current_actor()
+    with transaction.atomic():
+        carriers = ContactTag.objects.filter(tag=tag).values("contact_id")
+        names: dict[int, list[str]] = {}
+        for contact_id, name in ContactTag.objects.filter(contact_id__in=carriers).values_list(
+            "contact_id", "name"
+        ):
+            names.setdefault(contact_id, []).append(name)
+        why = reason or f"The tag “{tag.name}” was deleted."
+        ContactChange.objects.bulk_create(
+            ContactChange(
+                organisation=organisation,
+                contact_id=contact_id,
+                kind=ChangeKind.RECTIFICATION,
+                changes=json.dumps(
+                    {
+                        "tags": {
+                            "before": sorted(before, key=tag_key),
+                            "after": sorted((n for n in before if n != tag.name), key=tag_key),
+                        }
+                    },
+                    sort_keys=True,
+                ),
+                reason=why,
+                actor_type=actor.type,
+                actor_id=actor.id,
+                request_id=current_request_id(),
+            )
+            for contact_id, before in names.items()
+        )
+        Contact.objects.filter(pk__in=carriers).update(updated_at=timezone.now())
+        tag_id = tag.pk
+        tag.delete()  # the links go with it (CASCADE)
+        audit_record(
+            action="contact_tag.deleted",
+            organisation=organisation,
+            object_type="contact_tag",
+            object_id=tag_id,
+            details={"contacts": len(names)},
+        )
+    return len(names)

@@ -9,7 +9,8 @@ from typing import Any, ClassVar
 from django.utils import timezone
 from rest_framework import serializers
 
-from contacts.models import Contact, ContactChange, Gender, RelationshipStatus
+from contacts.models import Contact, ContactChange, Gender, RelationshipStatus, Tag
+from contacts.selectors import contact_tag_names
 
 CONTACT_FIELDS: tuple[str, ...] = (
     "first_name",
@@ -30,6 +31,7 @@ CONTACT_FIELDS: tuple[str, ...] = (
 
 class ContactSerializer(serializers.ModelSerializer[Contact]):
     restricted = serializers.SerializerMethodField()
+    tags = serializers.SerializerMethodField()
 
     class Meta:
         model = Contact
@@ -40,6 +42,7 @@ class ContactSerializer(serializers.ModelSerializer[Contact]):
             "guardian",
             "is_minor",
             "restricted",
+            "tags",
             "created_at",
             "updated_at",
         ]
@@ -47,6 +50,21 @@ class ContactSerializer(serializers.ModelSerializer[Contact]):
 
     def get_restricted(self, obj: Contact) -> bool:
         return obj.is_restricted
+
+    def get_tags(self, obj: Contact) -> list[str]:
+        return contact_tag_names(obj)
+
+
+def _tags() -> serializers.ListField:
+    # Names are checked by the service (contacts.services.tag_names_clean), which words each
+    # problem with the tag's name; here only "a list of strings".
+    return serializers.ListField(
+        child=serializers.CharField(allow_blank=True, trim_whitespace=False),
+        required=False,
+        help_text="The contact's tags; sending the list replaces them all. Names are 1 to 40 "
+        "characters without commas; case does not matter (“Diabetes” is the tag “diabetes” if "
+        "that exists); a name the organisation does not have yet becomes a new tag.",
+    )
 
 
 def _text(**kwargs: Any) -> serializers.CharField:
@@ -85,7 +103,12 @@ class ContactInSerializer(serializers.Serializer[Any]):
     )
 
 
+class ContactCreateSerializer(ContactInSerializer):
+    tags = _tags()
+
+
 class ContactPatchSerializer(ContactInSerializer):
+    tags = _tags()
     reason = serializers.CharField(
         required=False,
         allow_blank=True,
@@ -185,4 +208,15 @@ class StatementOutSerializer(serializers.ModelSerializer[ContactChange]):
     class Meta:
         model = ContactChange
         fields: ClassVar = ["id", "contact", "statement", "reason", "created_at"]
+        read_only_fields = fields
+
+
+class TagSerializer(serializers.ModelSerializer[Tag]):
+    contact_count = serializers.IntegerField(
+        read_only=True, help_text="How many of the organisation's contacts carry the tag."
+    )
+
+    class Meta:
+        model = Tag
+        fields: ClassVar = ["id", "name", "contact_count", "created_at"]
         read_only_fields = fields

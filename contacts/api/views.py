@@ -1,10 +1,11 @@
 """``/api/v1/contacts/``: create, list and search, read, change, bulk upsert, restrict and lift,
-supplementary statements (CNT-1..CNT-4, DSR-8)."""
+supplementary statements (CNT-1..CNT-4, DSR-8); ``/api/v1/tags/``: the organisation's tags."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
@@ -19,7 +20,7 @@ from carely.lib.normalise import InvalidPhoneNumber
 from contacts.api.serializers import (
     BulkUpsertInSerializer,
     BulkUpsertOutSerializer,
-    ContactInSerializer,
+    ContactCreateSerializer,
     ContactPatchSerializer,
     ContactSerializer,
     LiftRestrictionInSerializer,
@@ -27,8 +28,10 @@ from contacts.api.serializers import (
     RestrictionStateSerializer,
     StatementInSerializer,
     StatementOutSerializer,
+    TagSerializer,
 )
-from contacts.models import Contact, RelationshipStatus, SourceKind
+from contacts.models import Contact, RelationshipStatus, SourceKind, Tag
+from contacts.selectors import contacts_with_tag_names, tag_filter_q, tag_list
 from contacts.services import (
     BULK_UPSERT_LIMIT,
     ContactInvalid,
@@ -38,6 +41,7 @@ from contacts.services import (
     contact_lift_restriction,
     contact_restrict,
     contact_statement_add,
+    contact_tags_set,
     contact_update,
     contacts_bulk_upsert,
 )
@@ -69,6 +73,13 @@ _FILTERS = [
         "updated_since", OpenApiTypes.DATETIME, description="Changed at or after this time."
     ),
     OpenApiParameter("relationship_status", OpenApiTypes.STR, enum=RelationshipStatus.values),
+    OpenApiParameter(
+        "tag",
+        OpenApiTypes.STR,
+        many=True,
+        description="Carries this tag (case does not matter); repeat it for contacts carrying "
+        "any of several tags. A name the organisation has no tag for matches no contact.",
+    ),
 ]
 
 
@@ -81,6 +92,10 @@ class ContactViewSet(OrganisationScopedViewSet, mixins.ListModelMixin, mixins.Re
     access_log_subject = "contact"
     http_method_names = ["get", "post", "patch", "head", "options"]
     lookup_value_regex = r"[0-9]+"
+
+    def get_queryset(self) -> Any:
+        # Tags for a whole page in one query, not one per contact.
+        return contacts_with_tag_names(super().get_queryset())
 
     def filter_queryset(self, queryset: Any) -> Any:
         queryset = super().filter_queryset(queryset)
@@ -115,6 +130,9 @@ class ContactViewSet(OrganisationScopedViewSet, mixins.ListModelMixin, mixins.Re
                 ]
             else:
                 queryset = queryset.filter(relationship_status=relationship)
+        tags = [t for t in params.getlist("tag") if t.strip()]
+        if tags:
+            queryset = queryset.filter(tag_filter_q(self.organisation, any_of=tags))
         if errors:
             raise exceptions.ValidationError(errors)
         return queryset
@@ -123,16 +141,19 @@ class ContactViewSet(OrganisationScopedViewSet, mixins.ListModelMixin, mixins.Re
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().list(request, *args, **kwargs)
 
-    @extend_schema(request=ContactInSerializer, responses={201: ContactSerializer})
+    @extend_schema(request=ContactCreateSerializer, responses={201: ContactSerializer})
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        incoming = ContactInSerializer(data=request.data)
+        incoming = ContactCreateSerializer(data=request.data)
         incoming.is_valid(raise_exception=True)
+        data = dict(incoming.validated_data)
+        tags = data.pop("tags", None)
         try:
-            contact = contact_create(
-                organisation=self.organisation,
-                data=incoming.validated_data,
-                source_kind=SourceKind.API,
-            )
+            with transaction.atomic():  # a bad tag leaves no contact behind
+                contact = contact_create(
+                    organisation=self.organisation, data=data, source_kind=SourceKind.API
+                )
+                if tags:
+                    contact_tags_set(contact=contact, names=tags, record_change=False)
         except ContactInvalid as exc:
             raise _invalid(exc) from exc
         return Response(ContactSerializer(contact).data, status=status.HTTP_201_CREATED)
@@ -144,8 +165,12 @@ class ContactViewSet(OrganisationScopedViewSet, mixins.ListModelMixin, mixins.Re
         incoming.is_valid(raise_exception=True)
         data = dict(incoming.validated_data)
         reason = data.pop("reason", "") or ""
+        tags = data.pop("tags", None)
         try:
-            contact_update(contact=contact, data=data, reason=reason)
+            with transaction.atomic():
+                contact_update(contact=contact, data=data, reason=reason)
+                if tags is not None:
+                    contact_tags_set(contact=contact, names=tags, reason=reason)
         except ContactInvalid as exc:
             raise _invalid(exc) from exc
         except ContactRestricted as exc:
@@ -271,3 +296,18 @@ class ContactViewSet(OrganisationScopedViewSet, mixins.ListModelMixin, mixins.Re
         except ContactInvalid as exc:
             raise _invalid(exc) from exc
         return Response(StatementOutSerializer(change).data, status=status.HTTP_201_CREATED)
+
+
+class TagViewSet(OrganisationScopedViewSet, mixins.ListModelMixin, mixins.RetrieveModelMixin):
+    """The organisation's tags, each with how many contacts carry it (a count, not who).
+    Tags are put on contacts through the contact's ``tags`` field."""
+
+    model = Tag
+    serializer_class = TagSerializer
+    resource = "contacts"
+    lookup_value_regex = r"[0-9]+"
+
+    def get_queryset(self) -> Any:
+        if getattr(self, "swagger_fake_view", False):
+            return Tag.objects.none()
+        return tag_list(organisation=self.organisation)
