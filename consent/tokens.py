@@ -11,7 +11,10 @@ old e-mail must keep working (CON-2: withdrawing is as easy as giving).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.core import signing
+from django.utils.crypto import salted_hmac
 
 from contacts.models import Contact
 
@@ -34,6 +37,42 @@ def unsubscribe_token_make(contact: Contact, purpose: str | None = None) -> str:
     if purpose:
         payload["p"] = purpose
     return signing.dumps(payload, salt=SALT, compress=True)
+
+
+class _BatchSigner(signing.TimestampSigner):
+    """``signing.dumps``'s signer for the tokens of one batch of messages: the derived HMAC key
+    is computed once instead of per token (two hashes a token saved), and every token of the
+    batch carries the timestamp of its start. The tokens are byte for byte what
+    ``signing.dumps`` makes in that second, so ``unsubscribe_token_read`` reads them unchanged."""
+
+    def __init__(self) -> None:
+        super().__init__(salt=SALT)
+        self._stamp = super().timestamp()
+        self._mac = salted_hmac(f"{SALT}signer", b"", self.key, algorithm=self.algorithm)
+
+    def timestamp(self) -> str:
+        return self._stamp
+
+    def signature(self, value: str | bytes, key: str | bytes | None = None) -> str:
+        if key is not None and key != self.key:
+            return super().signature(value, key)
+        mac = self._mac.copy()
+        mac.update(value.encode() if isinstance(value, str) else value)
+        return signing.b64_encode(mac.digest()).decode()
+
+
+def unsubscribe_token_maker() -> Callable[[Contact, str | None], str]:
+    """``unsubscribe_token_make`` for many contacts at once (a campaign's batch): same tokens,
+    a fraction of the work each. Use one maker for one batch, not for longer."""
+    signer = _BatchSigner()
+
+    def make(contact: Contact, purpose: str | None = None) -> str:
+        payload: dict[str, object] = {"o": contact.organisation_id, "c": contact.pk}
+        if purpose:
+            payload["p"] = purpose
+        return signer.sign_object(payload, compress=True)
+
+    return make
 
 
 def unsubscribe_token_read(token: str) -> tuple[int, int, str | None]:

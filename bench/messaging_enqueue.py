@@ -1,0 +1,324 @@
+"""Campaign materialisation: ``messages_enqueue_bulk`` rows/s on PostgreSQL (issue 8).
+
+    .venv/bin/python bench/messaging_enqueue.py [--contacts 100000] [--batch 2000] [--profile]
+
+Uses its own database ``carely_bench_enqueue`` (created and migrated when missing) unless
+DATABASE_URL says otherwise, and Redis db 11 (the on-commit dispatch wake-up goes there; its
+queue keys are deleted at the end).
+
+Seeds --contacts contacts (first and last name, e-mail, phone, preferred language sl/en) with an
+"all" marketing consent, and a marketing SMS and a marketing e-mail template (with subject and
+HTML body) that use the first name. Contacts are loaded in batches of --batch outside the timing,
+as the campaign worker loads them, then each channel is timed over every batch: one
+``messages_enqueue_bulk`` call per batch, dedupe_key "campaign:<tag>:<channel>", campaign_id set.
+
+For a figure that reads the same whatever else the machine is doing, the same process then times
+a plain ``Message.objects.bulk_create`` of as many pre-built rows of the same size (SMS; the
+encryption of the columns is part of any insert, so it is inside that timing too) and reports
+the ratio. Memory: ``ru_maxrss`` at the end, and the tracemalloc peak of one batch call.
+
+``--profile`` prints a cProfile of one SMS batch call after a warm-up call (cumulative and
+own time) and stops.
+Prints JSON and a one-line summary. Not part of the test run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+import tracemalloc
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+DB_NAME = "carely_bench_enqueue"
+os.environ.setdefault("DATABASE_URL", f"postgres://postgres@127.0.0.1:5432/{DB_NAME}")
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/11")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "carely.settings")
+os.environ.setdefault("CARELY_PUBLIC_BASE_URL", "https://pep.example.test")
+
+FIRST = ["Ana", "Bor", "Cvetka", "Damjan", "Eva", "Filip", "Gaja", "Hana", "Igor", "Jana"]
+LAST = ["Novak", "Horvat", "Krajnc", "Zupančič", "Kovač", "Potočnik", "Mlakar", "Vidmar"]
+
+
+def _ensure_database() -> None:
+    import psycopg
+
+    url = os.environ["DATABASE_URL"]
+    name = url.rsplit("/", 1)[-1]
+    admin = url.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def _seed(organisation, count: int) -> list[int]:  # type: ignore[no-untyped-def]
+    """Contacts with an active relationship and an "all" marketing consent."""
+    from django.utils import timezone
+
+    from consent.models import ConsentEntry, Purpose
+    from contacts.services import contacts_bulk_upsert
+
+    marketing = Purpose.objects.for_organisation(organisation).get(slug="marketing")
+    ids: list[int] = []
+    for offset in range(0, count, 1000):
+        rows = [
+            {
+                "first_name": FIRST[i % len(FIRST)],
+                "last_name": LAST[i % len(LAST)],
+                "email": f"patient{i}@example.test",
+                "phone": f"+3864{1000000 + i}",
+                "relationship_status": "active",
+                "preferred_language": "sl" if i % 4 else "en",
+            }
+            for i in range(offset, min(offset + 1000, count))
+        ]
+        results = contacts_bulk_upsert(organisation=organisation, rows=rows, source_kind="import")
+        batch = [r.id for r in results if r.id is not None]
+        ConsentEntry.objects.bulk_create(
+            [
+                ConsentEntry(
+                    organisation=organisation,
+                    contact_id=pk,
+                    purpose=marketing,
+                    channel="all",
+                    status="given",
+                    source="form",
+                    recorded_at=timezone.now(),
+                )
+                for pk in batch
+            ]
+        )
+        ids.extend(batch)
+    return ids
+
+
+def _templates(organisation):  # type: ignore[no-untyped-def]
+    from messaging.services import template_save
+
+    sms = template_save(
+        organisation=organisation,
+        name="offer",
+        kind="marketing",
+        channel="sms",
+        language="sl",
+        body="{{ first_name }}, ta mesec 20 % popusta na preventivne preglede pri "
+        "{{ organisation_name }}. Rezervacija: https://pep.example.test/termin",
+    )
+    email = template_save(
+        organisation=organisation,
+        name="offer",
+        kind="marketing",
+        channel="email",
+        language="sl",
+        subject="Novost za {{ first_name }}",
+        body="Pozdravljeni {{ first_name }} {{ last_name }},\n\nta mesec 20 % popusta na "
+        "preventivne preglede. Rezervacija: https://pep.example.test/termin\n\n"
+        "{{ organisation_name }}",
+        html_body="<p>Pozdravljeni {{ first_name }} {{ last_name }},</p><p>ta mesec 20 % popusta"
+        ' na preventivne preglede. <a href="https://pep.example.test/termin">Rezervacija</a></p>'
+        "<p>{{ organisation_name }}</p>",
+    )
+    return {"sms": sms, "email": email}
+
+
+def _batches(organisation, ids: list[int], size: int):  # type: ignore[no-untyped-def]
+    from contacts.models import Contact
+
+    out = []
+    for offset in range(0, len(ids), size):
+        chunk = ids[offset : offset + size]
+        out.append(
+            list(Contact.objects.for_organisation(organisation).filter(pk__in=chunk).order_by("pk"))
+        )
+    return out
+
+
+def _enqueue_all(organisation, batches, channel: str, template, key: str, campaign: int) -> float:  # type: ignore[no-untyped-def]
+    from messaging.services import messages_enqueue_bulk
+
+    started = time.perf_counter()
+    for contacts in batches:
+        result = messages_enqueue_bulk(
+            organisation=organisation,
+            contacts=contacts,
+            channel=channel,
+            kind="marketing",
+            purpose="marketing",
+            template=template,
+            dedupe_key=key,
+            campaign_id=campaign,
+        )
+        assert result.created == len(contacts), (result.refused, result.invalid)
+    return time.perf_counter() - started
+
+
+def _baseline(organisation, batches, template, key: str) -> float:  # type: ignore[no-untyped-def]
+    """A plain bulk_create of rows as large as the SMS ones, built before the clock starts."""
+    from django.db import transaction
+    from django.utils import timezone
+
+    from messaging.models import Message
+
+    now = timezone.now()
+    body = "Ana, ta mesec 20 % popusta na preventivne preglede. Odjava: " + "x" * 110
+    built = [
+        [
+            Message(
+                organisation=organisation,
+                contact_id=c.pk,
+                channel="sms",
+                kind="marketing",
+                purpose="marketing",
+                template=template,
+                template_version=template.version,
+                body=body,
+                to_address=c.phone,
+                legal_basis="consent",
+                consent_entry_id=1,
+                dedupe_key=key,
+                due_at=now,
+                created_at=now,
+            )
+            for c in contacts
+        ]
+        for contacts in batches
+    ]
+    started = time.perf_counter()
+    for rows in built:
+        with transaction.atomic():
+            Message.objects.bulk_create(rows, batch_size=1000)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--contacts", type=int, default=100_000)
+    parser.add_argument("--batch", type=int, default=2000)
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--keep", action="store_true", help="keep the organisation's messages")
+    args = parser.parse_args()
+    _ensure_database()
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    run(args)
+
+
+def run(args: argparse.Namespace) -> None:
+    from django.db import connection
+
+    from carely.orgs.models import Organisation
+    from messaging.services import messages_enqueue_bulk, provider_account_for
+
+    tag = uuid.uuid4().hex[:8]
+    organisation = Organisation.objects.create(name=f"Bench {tag}", slug=f"bench-enq-{tag}")
+    provider_account_for(organisation)
+    seeding = time.perf_counter()
+    ids = _seed(organisation, 2 * args.batch if args.profile else args.contacts)
+    seeded_s = time.perf_counter() - seeding
+    templates = _templates(organisation)
+    batches = _batches(organisation, ids, args.batch)
+    campaign = int(time.time())
+    try:
+        if args.profile:
+            import cProfile
+            import pstats
+
+            # A first call outside the profile: URL resolvers, imports and caches warm up.
+            _enqueue_all(organisation, batches[:1], "sms", templates["sms"], f"w:{tag}", campaign)
+            profile = cProfile.Profile()
+            profile.enable()
+            messages_enqueue_bulk(
+                organisation=organisation,
+                contacts=batches[1],
+                channel="sms",
+                kind="marketing",
+                purpose="marketing",
+                template=templates["sms"],
+                dedupe_key=f"campaign:{tag}:profile",
+                campaign_id=campaign,
+            )
+            profile.disable()
+            pstats.Stats(profile).sort_stats("cumulative").print_stats(40)
+            pstats.Stats(profile).sort_stats("tottime").print_stats(25)
+            return
+        load = os.getloadavg()[0]
+        figures: dict[str, object] = {
+            "contacts": len(ids),
+            "batch": args.batch,
+            "seed_contacts_s": round(seeded_s, 1),
+            "load_at_start": round(load, 2),
+        }
+        for channel in ("sms", "email"):
+            seconds = _enqueue_all(
+                organisation,
+                batches,
+                channel,
+                templates[channel],
+                f"campaign:{tag}:{channel}",
+                campaign,
+            )
+            figures[f"{channel}_s"] = round(seconds, 2)
+            figures[f"{channel}_rows_per_s"] = round(len(ids) / seconds)
+        seconds = _baseline(organisation, batches, templates["sms"], f"baseline:{tag}")
+        figures["bulk_create_s"] = round(seconds, 2)
+        figures["bulk_create_rows_per_s"] = round(len(ids) / seconds)
+        for channel in ("sms", "email"):
+            figures[f"{channel}_to_bulk_create"] = round(
+                figures[f"{channel}_s"] / seconds,  # type: ignore[operator]
+                2,
+            )
+        tracemalloc.start()
+        messages_enqueue_bulk(
+            organisation=organisation,
+            contacts=batches[0],
+            channel="sms",
+            kind="marketing",
+            purpose="marketing",
+            template=templates["sms"],
+            dedupe_key=f"campaign:{tag}:memory",
+            campaign_id=campaign,
+        )
+        figures["tracemalloc_peak_one_batch_mb"] = round(
+            tracemalloc.get_traced_memory()[1] / 2**20, 1
+        )
+        tracemalloc.stop()
+        figures["maxrss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+        figures["load_at_end"] = round(os.getloadavg()[0], 2)
+        print(json.dumps(figures))
+        print(
+            f"enqueue: SMS {figures['sms_rows_per_s']:,} rows/s, e-mail "
+            f"{figures['email_rows_per_s']:,} rows/s, plain bulk_create "
+            f"{figures['bulk_create_rows_per_s']:,} rows/s (ratios {figures['sms_to_bulk_create']}"
+            f" / {figures['email_to_bulk_create']}), maxrss {figures['maxrss_mb']} MB, load "
+            f"{figures['load_at_start']}"
+        )
+    finally:
+        if not args.keep:
+            with connection.cursor() as cursor:
+                # Timeline rows first (their foreign key), then the messages; the contacts and
+                # the organisation stay (their audit events are append-only).
+                cursor.execute(
+                    "DELETE FROM messaging_messageevent WHERE organisation_id = %s",
+                    [organisation.pk],
+                )
+                cursor.execute(
+                    "DELETE FROM messaging_message WHERE organisation_id = %s", [organisation.pk]
+                )
+        import redis
+
+        redis.Redis.from_url(os.environ["REDIS_URL"]).delete("messaging-bulk")
+
+
+if __name__ == "__main__":
+    main()
