@@ -11,6 +11,7 @@ from django.utils.translation import gettext_lazy as _
 
 from carely.audit.models import AccessPurpose
 from contacts.models import Gender, RelationshipStatus
+from contacts.services import tag_names_parse
 
 # Labels of the contact's fields, for the forms, the detail page and the history.
 FIELD_LABELS: dict[str, Any] = {
@@ -28,6 +29,7 @@ FIELD_LABELS: dict[str, Any] = {
     "relationship_started_at": _("Relationship started"),
     "relationship_ended_at": _("Relationship ended"),
     "guardian": _("Parent or guardian"),
+    "tags": _("Tags"),
 }
 
 # A purpose for an export is a reason a person gives; "routine" and "API" describe lists and
@@ -107,6 +109,17 @@ class ContactForm(_Form):
         help_text=_("For a minor: the number of the parent's or guardian's contact (#123)."),
     )
 
+    # Checked by the service (contacts.services.tag_names_clean), which names each bad tag.
+    tags = forms.CharField(
+        label=FIELD_LABELS["tags"],
+        required=False,
+        widget=forms.TextInput(attrs={"autocomplete": "off"}),
+        help_text=_(
+            "Separated by commas, for example: diabetes-check, newsletter. "
+            "A new name becomes a new tag."
+        ),
+    )
+
     def clean_guardian(self) -> Any:
         value = (self.cleaned_data.get("guardian") or "").strip().lstrip("#")
         if not value:
@@ -118,7 +131,13 @@ class ContactForm(_Form):
         return int(value)
 
     def contact_data(self) -> dict[str, Any]:
-        return dict(self.cleaned_data)
+        """The contact's fields; the tags are in ``tag_names()``."""
+        data = dict(self.cleaned_data)
+        data.pop("tags", None)
+        return data
+
+    def tag_names(self) -> list[str]:
+        return tag_names_parse(self.cleaned_data.get("tags") or "")
 
     # Field groups for the template, in the order a receptionist fills them in.
     groups = (
@@ -128,7 +147,7 @@ class ContactForm(_Form):
             _("Relationship with the clinic"),
             ("external_id", "relationship_status", "relationship_started_at"),
         ),
-        (_("More"), ("relationship_ended_at", "guardian", "source")),
+        (_("More"), ("relationship_ended_at", "guardian", "source", "tags")),
     )
 
     def grouped(self) -> list[tuple[Any, list[forms.BoundField]]]:
@@ -212,4 +231,10 @@ class ContactSearchForm(_Form):
         label=_("Relationship"),
         required=False,
         choices=[("", _("Any")), *RelationshipStatus.choices],
+    )
+    tag = forms.CharField(
+        label=_("Tag"),
+        required=False,
+        max_length=80,
+        widget=forms.TextInput(attrs={"autocomplete": "off"}),
     )

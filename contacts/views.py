@@ -14,6 +14,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.template import TemplateDoesNotExist
@@ -48,7 +49,9 @@ from contacts.services import (
     contact_lift_restriction,
     contact_restrict,
     contact_statement_add,
+    contact_tags_set,
     contact_update,
+    tag_names_clean,
 )
 from contacts.validation import contact_clean, contact_state
 
@@ -65,6 +68,7 @@ LIST_FIELDS = (
     "relationship_status",
     "is_minor",
     "restricted",
+    "tags",
 )
 FORM_FIELDS = tuple(ContactForm.base_fields)
 DETAIL_FIELDS = (
@@ -105,6 +109,7 @@ def contact_list(request: HttpRequest) -> HttpResponse:
         organisation=_organisation(request),
         search=filters.get("q", ""),
         relationship_status=filters.get("relationship_status", ""),
+        tag=filters.get("tag", ""),
     )
     if form.is_bound and not form.is_valid():
         contacts = contacts.none()  # never the whole register in place of what was asked for
@@ -124,7 +129,9 @@ def contact_list(request: HttpRequest) -> HttpResponse:
         "contacts": shown,
         "query": query.urlencode(),
         "searching": bool(filters.get("q")),
-        "filtered": bool(filters.get("q") or filters.get("relationship_status")),
+        "filtered": bool(
+            filters.get("q") or filters.get("relationship_status") or filters.get("tag")
+        ),
         "can_edit": request_may(request, Perm.CONTACTS_EDIT),
     }
     return render(request, "contacts/contact_list.html", context)
@@ -135,6 +142,11 @@ def _actor_names(request: HttpRequest) -> dict[str, str]:
         str(m.user_id): m.user.full_name or m.user.email
         for m in membership_list(organisation=_organisation(request))
     }
+
+
+def _shown(value: Any) -> Any:
+    """A history value as the page shows it: tags as "a, b", not a Python list."""
+    return ", ".join(value) if isinstance(value, list) else value
 
 
 def _history_rows(request: HttpRequest, contact: Contact) -> list[dict[str, Any]]:
@@ -158,8 +170,8 @@ def _history_rows(request: HttpRequest, contact: Contact) -> list[dict[str, Any]
                 "fields": [
                     {
                         "label": FIELD_LABELS.get(f.name, f.name),
-                        "before": f.before,
-                        "after": f.after,
+                        "before": _shown(f.before),
+                        "after": _shown(f.after),
                     }
                     for f in entry.fields
                 ],
@@ -190,6 +202,7 @@ def contact_detail(request: HttpRequest, contact_id: int) -> HttpResponse:
     _log_view(request, contact, (*DETAIL_FIELDS, "files") if files_panel else DETAIL_FIELDS)
     context = {
         "contact": contact,
+        "tags": selectors.contact_tag_names(contact),
         "history": [row for row in history if not row["entry"].is_statement],
         "statements": [row for row in history if row["entry"].is_statement],
         "files_panel": files_panel,
@@ -202,15 +215,32 @@ def contact_detail(request: HttpRequest, contact_id: int) -> HttpResponse:
     return render(request, "contacts/contact_detail.html", context)
 
 
+def _add_tag_errors(form: ContactForm) -> None:
+    """The tags' problems too, when the service stopped at another field first, so a
+    receptionist fixes everything in one go."""
+    if "tags" in form.errors:
+        return
+    try:
+        tag_names_clean(form.tag_names())
+    except ContactInvalid as exc:
+        form.add_errors(exc.errors)
+
+
 def _check_other_fields(form: ContactForm, region: str, current: dict[str, Any] | None) -> None:
     """When the form itself is invalid, still show the service's words for the other fields,
     so a receptionist fixes everything in one go."""
     data = {k: v for k, v in getattr(form, "cleaned_data", {}).items() if k in FORM_FIELDS}
     data.pop("guardian", None)
+    errors: dict[str, list[str]] = {}
     try:
         contact_clean(data, region=region, current=current)
     except ContactInvalid as exc:
-        form.add_errors({k: v for k, v in exc.errors.items() if k not in form.errors})
+        errors.update(exc.errors)
+    try:
+        tag_names_clean(form.tag_names() if "tags" in data else [])
+    except ContactInvalid as exc:
+        errors.update(exc.errors)
+    form.add_errors({k: v for k, v in errors.items() if k not in form.errors})
 
 
 @require(Perm.CONTACTS_EDIT)
@@ -220,13 +250,18 @@ def contact_new(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         if form.is_valid():
             try:
-                contact = contact_create(
-                    organisation=organisation,
-                    data=form.contact_data(),
-                    source_kind=SourceKind.STAFF,
-                )
+                with transaction.atomic():  # a bad tag leaves no contact behind
+                    contact = contact_create(
+                        organisation=organisation,
+                        data=form.contact_data(),
+                        source_kind=SourceKind.STAFF,
+                    )
+                    tags = form.tag_names()
+                    if tags:
+                        contact_tags_set(contact=contact, names=tags, record_change=False)
             except ContactInvalid as exc:
                 form.add_errors(exc.errors)
+                _add_tag_errors(form)
             else:
                 messages.success(request, _("The contact was added."))
                 return redirect("contacts:detail", contact_id=contact.pk)
@@ -237,8 +272,11 @@ def contact_new(request: HttpRequest) -> HttpResponse:
 
 
 def _initial(contact: Contact) -> dict[str, Any]:
-    initial = {name: getattr(contact, name) for name in FORM_FIELDS if name != "guardian"}
+    initial = {
+        name: getattr(contact, name) for name in FORM_FIELDS if name not in ("guardian", "tags")
+    }
     initial["guardian"] = contact.guardian_id or ""
+    initial["tags"] = ", ".join(selectors.contact_tag_names(contact))
     return {k: ("" if v is None else v) for k, v in initial.items()}
 
 
@@ -257,13 +295,20 @@ def contact_edit(request: HttpRequest, contact_id: int) -> HttpResponse:
             data = form.contact_data()
             reason = data.pop("reason")
             try:
-                changes = contact_update(contact=contact, data=data, reason=reason)
+                with transaction.atomic():
+                    changes = contact_update(contact=contact, data=data, reason=reason)
+                    tag_changes = (
+                        contact_tags_set(contact=contact, names=form.tag_names(), reason=reason)
+                        if "tags" in form.data  # a post without the field leaves tags alone
+                        else {}
+                    )
             except ContactInvalid as exc:
                 form.add_errors(exc.errors)
+                _add_tag_errors(form)
             except ContactRestricted:
                 return _restricted_page(request, contact)
             else:
-                if changes:
+                if changes or tag_changes:
                     messages.success(request, _("The changes were saved with your reason."))
                 else:
                     messages.info(request, _("Nothing was changed."))
