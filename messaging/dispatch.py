@@ -12,7 +12,10 @@ One round (``dispatch_batch``):
    outside the 24-hour window is refused too.
 3. **Quiet hours**: a row that respects them (marketing always) and falls inside them is
    ``deferred`` to the end of the window in the organisation's time zone.
-4. **Hand over** per provider request: ``handed_at`` is committed *before* the call, so a row
+4. **Frequency cap** (MSG-4, ``messaging.frequency_cap``): a marketing row that would take its
+   contact over the organisation's cap ends ``refused`` with ``frequency_cap``. After quiet
+   hours, so only rows handed over now are counted, and a deferred row is judged when it goes.
+5. **Hand over** per provider request: ``handed_at`` is committed *before* the call, so a row
    found in ``sending`` without it never reached the provider; then the call (after the shared
    rate limit), then the provider's ids and ``sent`` in one write.
 
@@ -45,6 +48,7 @@ from django.utils import timezone
 
 from carely.orgs.models import Organisation
 from consent.eligibility import EligibilityQueryError, Reason
+from messaging.frequency_cap import marketing_caps, marketing_handed_counts
 from messaging.models import (
     WAITING,
     Channel,
@@ -131,6 +135,7 @@ class Row:
     our_id: str
     respect_quiet_hours: bool
     attempts: int
+    due_at: dt.datetime
 
 
 @dataclass
@@ -162,6 +167,7 @@ _ROW_FIELDS = (
     "our_id",
     "respect_quiet_hours",
     "attempts",
+    "due_at",
 )
 
 
@@ -207,6 +213,7 @@ def dispatch_batch(
     }
     sendable = _decide(rows, organisations, now, report)
     sendable = _quiet_hours(sendable, organisations, accounts, now, report)
+    sendable = _frequency_cap(sendable, now, report)
     groups: dict[tuple[int, str], list[Row]] = defaultdict(list)
     for row in sendable:
         groups[(row.organisation_id, row.channel)].append(row)
@@ -280,6 +287,38 @@ def _end_refused(refused: dict[int, list[str]], now: dt.datetime) -> None:
             [(pk, Status.REFUSED, {"reasons": reasons}, None) for pk, reasons in refused.items()],
             now,
         )
+
+
+def _frequency_cap(rows: list[Row], now: dt.datetime, report: BatchReport) -> list[Row]:
+    """MSG-4: refuse the marketing rows that would take a contact over the organisation's cap.
+
+    What reached the provider in the window (one query for the batch) plus the rows of this
+    batch handed over before it, earliest due first: three rows for a contact one below the
+    cap send one. A row counted here that then meets a 429 goes back to waiting and is judged
+    again when it comes back; batch-mates refused on its account make the cap stricter only."""
+    marketing = [r for r in rows if r.kind == Kind.MARKETING and r.contact_id is not None]
+    if not marketing:
+        return rows
+    caps = marketing_caps({r.organisation_id for r in marketing})
+    marketing = [r for r in marketing if caps[r.organisation_id].on]
+    contacts: dict[int, set[int]] = defaultdict(set)
+    for r in marketing:
+        assert r.contact_id is not None
+        contacts[r.organisation_id].add(r.contact_id)
+    if not contacts:
+        return rows
+    counts = marketing_handed_counts(contacts, caps, now=now)
+    refused: dict[int, list[str]] = {}
+    for r in sorted(marketing, key=lambda r: (r.due_at, r.id)):
+        key = (r.organisation_id, r.contact_id or 0)
+        if counts.get(key, 0) >= caps[r.organisation_id].count:
+            refused[r.id] = [RefusalReason.FREQUENCY_CAP]
+        else:
+            counts[key] = counts.get(key, 0) + 1
+    if refused:
+        _end_refused(refused, now)
+        report.refused += len(refused)
+    return [r for r in rows if r.id not in refused]
 
 
 # --- quiet hours ---------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from messaging.frequency_cap import MAX_COUNT, MAX_DAYS
 from messaging.models import Channel, Kind, Message, MessageTemplate, Status
 
 
@@ -138,6 +139,28 @@ class StaffMessageForm(forms.Form):
             if sep and name.strip():
                 values[name.strip()] = value.strip()
         return values
+
+
+class MarketingCapForm(forms.Form):
+    """The organisation's frequency cap on marketing messages (MSG-4)."""
+
+    count = forms.IntegerField(
+        min_value=0,
+        max_value=MAX_COUNT,
+        label=_("Marketing messages per person"),
+        help_text=_(
+            "At most this many marketing messages reach one person, SMS, e-mail and WhatsApp "
+            "together. 0 means no limit."
+        ),
+    )
+    days = forms.IntegerField(
+        min_value=1,
+        max_value=MAX_DAYS,
+        label=_("In any period of this many days"),
+        help_text=_(
+            "A rolling period: on any day, the messages sent in the days before it are counted."
+        ),
+    )
 
 
 def _template_label(template: MessageTemplate) -> str:

@@ -182,12 +182,19 @@ class MessagingOptions(models.Model):
     ``api_free_text``: the transactional API may send a ``text`` written by the practice system
     instead of a template. Off by default: a template is reviewed once by the clinic, a free
     text is whatever the calling system puts in it (CON-4 wants content about the relationship).
+
+    ``marketing_cap_count`` / ``marketing_cap_days`` (MSG-4): at most this many marketing
+    messages reach one contact (all channels together) in any rolling window of this many days;
+    dispatch refuses the next one as ``frequency_cap`` (``messaging.frequency_cap``). A count of
+    0 switches the cap off. Transactional messages are never counted or capped.
     """
 
     organisation = models.OneToOneField(
         "orgs.Organisation", on_delete=models.CASCADE, related_name="+"
     )
     api_free_text = models.BooleanField(default=False)
+    marketing_cap_count = models.PositiveSmallIntegerField(default=4)
+    marketing_cap_days = models.PositiveSmallIntegerField(default=30)
     updated_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:

@@ -31,11 +31,13 @@ from contacts.models import Contact
 from contacts.selectors import contact_get
 from messaging import templating
 from messaging.forms import (
+    MarketingCapForm,
     MessageFilterForm,
     PreviewForm,
     StaffMessageForm,
     TemplateForm,
 )
+from messaging.frequency_cap import marketing_cap_set, marketing_caps
 from messaging.inbound import inbound_list
 from messaging.models import Channel, Kind, Message, MessageEvent, MessageTemplate
 from messaging.receipts import MessagingOptions
@@ -324,6 +326,30 @@ def api_free_text_update(request: HttpRequest) -> HttpResponse:
     return redirect("messaging:template_list")
 
 
+@require(Perm.ORG_SETTINGS)
+def marketing_cap_update(request: HttpRequest) -> HttpResponse:
+    """The frequency cap on marketing messages (MSG-4): admins only, audited by the service."""
+    organisation = _organisation(request)
+    cap = marketing_caps([organisation.pk])[organisation.pk]
+    form = MarketingCapForm(
+        request.POST if request.method == "POST" else None,
+        initial={"count": cap.count, "days": cap.days},
+    )
+    if request.method == "POST" and form.is_valid():
+        count, days = form.cleaned_data["count"], form.cleaned_data["days"]
+        marketing_cap_set(organisation=organisation, count=count, days=days)
+        if count:
+            flash.success(
+                request,
+                _("At most %(count)s marketing messages per person in any %(days)s days.")
+                % {"count": count, "days": days},
+            )
+        else:
+            flash.success(request, _("Marketing messages are no longer limited per person."))
+        return redirect("messaging:frequency_cap")
+    return render(request, "messaging/frequency_cap.html", {"form": form, "cap": cap})
+
+
 # --- one-off message from a contact's page -------------------------------------------------------
 @require(Perm.MESSAGES_SEND)
 def contact_send(request: HttpRequest, contact_id: int) -> HttpResponse:
@@ -386,4 +412,5 @@ REFUSAL_TEXT: dict[str, Any] = {
     "whatsapp_session_closed": _lazy(
         "WhatsApp free text only within 24 hours of the person's last message"
     ),
+    "frequency_cap": _lazy("the person already had the most marketing messages allowed lately"),
 }

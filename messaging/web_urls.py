@@ -21,6 +21,7 @@ urlpatterns = [
     ),
     path("settings/transliteration/", views.transliteration_set, name="transliteration"),
     path("settings/api-free-text/", views.api_free_text_update, name="api_free_text"),
+    path("settings/frequency-cap/", views.marketing_cap_update, name="frequency_cap"),
 ]
 
 contact_urlpatterns = (
