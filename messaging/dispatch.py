@@ -325,7 +325,7 @@ def _frequency_cap(rows: list[Row], now: dt.datetime, report: BatchReport) -> li
 def quiet_hours_end(
     now: dt.datetime, zone: str, start: dt.time, end: dt.time
 ) -> dt.datetime | None:
-    """When the quiet window around ``now`` ends (aware), or None when ``now`` is outside it.
+    """When the quiet window around ``now`` ends (in UTC), or None when ``now`` is outside it.
 
     The window may cross midnight (20:00-08:00) or not (12:00-13:00); start == end means none.
     """
@@ -341,7 +341,42 @@ def quiet_hours_end(
     day = local.date()
     if crosses and t >= start:
         day += dt.timedelta(days=1)
-    return dt.datetime.combine(day, end, tzinfo=tz)
+    # In UTC: an aware time in the repeated autumn hour never compares equal to one in another
+    # zone (PEP 495), which would surprise anyone grouping or comparing these.
+    return _local_instant(dt.datetime.combine(day, end, tzinfo=tz), after=now).astimezone(dt.UTC)
+
+
+def _local_instant(wall: dt.datetime, *, after: dt.datetime) -> dt.datetime:
+    """The first real instant later than ``after`` at which the clocks of ``wall``'s zone show
+    ``wall`` or later.
+
+    A wall time in the spring gap (02:30 when clocks jump from 02:00 to 03:00) never happens:
+    the answer is the jump itself (03:00 summer time). One in the repeated autumn hour happens
+    twice: the first, unless that has passed (we are in the hour's second pass), then the
+    second."""
+    first = wall.replace(fold=0)
+    if _shows(first) != wall.replace(tzinfo=None):
+        # In the gap: fold=0 reads it with the offset before the jump (an instant after the
+        # jump), fold=1 with the offset after it (an instant before). Bisect to the jump.
+        low = int(wall.replace(fold=1).timestamp())
+        high = int(first.timestamp())
+        while high - low > 1:
+            middle = (low + high) // 2
+            seen = _shows(dt.datetime.fromtimestamp(middle, wall.tzinfo))
+            if seen >= wall.replace(tzinfo=None):
+                high = middle
+            else:
+                low = middle
+        return dt.datetime.fromtimestamp(high, wall.tzinfo)
+    if first > after:
+        return first
+    return wall.replace(fold=1)
+
+
+def _shows(moment: dt.datetime) -> dt.datetime:
+    """What the clocks of ``moment``'s zone show at that instant (naive): a wall time that
+    does not exist comes back from the round trip through UTC as a different one."""
+    return moment.astimezone(dt.UTC).astimezone(moment.tzinfo).replace(tzinfo=None)
 
 
 def _quiet_hours(
