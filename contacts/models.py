@@ -244,7 +244,7 @@ class Tag(models.Model):
         "orgs.Organisation", on_delete=models.CASCADE, related_name="+", db_index=False
     )
     name = models.CharField(max_length=40)
-    key = models.CharField(max_length=80)  # casefold may lengthen ("ß" -> "ss")
+    key = models.CharField(max_length=120)  # casefold lengthens a character to 3 at most
     created_at = models.DateTimeField(default=timezone.now)
 
     objects = OrganisationScopedQuerySet.as_manager()

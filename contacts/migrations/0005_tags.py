@@ -22,7 +22,7 @@ class Migration(migrations.Migration):
                     ),
                 ),
                 ("name", models.CharField(max_length=40)),
-                ("key", models.CharField(max_length=80)),
+                ("key", models.CharField(max_length=120)),
                 ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
                 (
                     "organisation",
