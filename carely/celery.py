@@ -37,6 +37,11 @@ app.conf.beat_schedule = {
         "task": "consent.tasks.pending_signups_purge",
         "schedule": timedelta(hours=1),
     },
+    # Campaigns: start the due ones, finish a crashed materialisation, complete ended ones.
+    "campaigns-tick": {
+        "task": "campaigns.tasks.campaigns_tick",
+        "schedule": timedelta(seconds=30),
+    },
     # Messages due again (quiet hours over, back-off passed, scheduled send_at reached).
     "messages-dispatch-sweep": {
         "task": "messaging.tasks.messages_dispatch_sweep",

@@ -98,6 +98,7 @@ INSTALLED_APPS = [
     "files",
     "consent",
     "messaging",
+    "campaigns",
 ]
 
 MIDDLEWARE = [

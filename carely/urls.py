@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from campaigns.public_views import click_redirect as campaign_click_redirect
 from carely.web import health
 from messaging.web_urls import contact_urlpatterns as contact_message_urls
 
@@ -22,6 +23,7 @@ urlpatterns = [
     # What providers call (Infobip reports and replies, SES via SNS); each authenticates itself.
     path("webhooks/", include("messaging.webhook_urls")),
     # The patient's own pages: /u/<token>/ (unsubscribe, preferences), /c/<slug>/ (sign-up).
+    path("r/<str:token>/", campaign_click_redirect, name="campaigns_click"),
     path("", include("consent.urls")),
     path("", include("carely.web.urls")),
 ]

@@ -136,6 +136,7 @@ class Row:
     respect_quiet_hours: bool
     attempts: int
     due_at: dt.datetime
+    campaign_id: int | None
 
 
 @dataclass
@@ -168,6 +169,7 @@ _ROW_FIELDS = (
     "respect_quiet_hours",
     "attempts",
     "due_at",
+    "campaign_id",
 )
 
 
@@ -211,7 +213,8 @@ def dispatch_batch(
         a.organisation_id: a
         for a in ProviderAccount.objects.filter(organisation_id__in=list(organisations))
     }
-    sendable = _decide(rows, organisations, now, report)
+    sendable = _campaign_halts(rows, now, report)
+    sendable = _decide(sendable, organisations, now, report)
     sendable = _quiet_hours(sendable, organisations, accounts, now, report)
     sendable = _frequency_cap(sendable, now, report)
     groups: dict[tuple[int, str], list[Row]] = defaultdict(list)
@@ -221,6 +224,61 @@ def dispatch_batch(
         config = provider_config(channel, accounts.get(organisation_id))
         _hand_over(group, channel, config, owner, report)
     return report
+
+
+def _halted_campaigns(campaign_ids: set[int]) -> dict[int, str]:
+    """The campaigns among ``campaign_ids`` that are paused or cancelled, with their state.
+    Imported late: campaigns build on messaging, not the other way round."""
+    if not campaign_ids:
+        return {}
+    from campaigns.models import Campaign, State
+
+    return dict(
+        Campaign.objects.filter(
+            pk__in=list(campaign_ids), state__in=[State.PAUSED, State.CANCELLED]
+        ).values_list("pk", "state")
+    )
+
+
+def _campaign_halts(rows: list[Row], now: dt.datetime, report: BatchReport) -> list[Row]:
+    """A row of a paused campaign goes back to ``held``; one of a cancelled campaign ends
+    ``cancelled``. Pause and cancel move the waiting rows themselves; these are the rows a
+    worker had already claimed when the campaign stopped."""
+    halted = _halted_campaigns({r.campaign_id for r in rows if r.campaign_id is not None})
+    if not halted:
+        return rows
+    stopped = [r for r in rows if r.campaign_id in halted]
+    _halt(stopped, halted, now)
+    report.by_status["campaign_halted"] = report.by_status.get("campaign_halted", 0) + len(stopped)
+    return [r for r in rows if r.campaign_id not in halted]
+
+
+def _halt(rows: list[Row], halted: dict[int, str], now: dt.datetime) -> None:
+    held = [r for r in rows if halted[r.campaign_id or 0] == "paused"]
+    cancelled = [r for r in rows if halted[r.campaign_id or 0] != "paused"]
+    with transaction.atomic():
+        if held:
+            Message.objects.filter(
+                pk__in=[r.id for r in held], status=Status.SENDING, handed_at__isnull=True
+            ).update(status=Status.HELD, lease_until=None, lease_owner="")
+            _events([(r.id, Status.HELD, {"reason": "campaign_paused"}, None) for r in held], now)
+        if cancelled:
+            Message.objects.filter(
+                pk__in=[r.id for r in cancelled], status=Status.SENDING, handed_at__isnull=True
+            ).update(
+                status=Status.CANCELLED,
+                final_at=now,
+                lease_until=None,
+                lease_owner="",
+                last_error="campaign_cancelled",
+            )
+            _events(
+                [
+                    (r.id, Status.CANCELLED, {"reason": "campaign_cancelled"}, None)
+                    for r in cancelled
+                ],
+                now,
+            )
 
 
 def _decide(
@@ -470,6 +528,16 @@ def _hand_over(
             return
         mine = _mark_handed([r.id for r in batch_rows], owner)
         if len(mine) < len(batch_rows):
+            # Not ours any more, or its campaign was paused or cancelled since the claim.
+            halted = _halted_campaigns(
+                {r.campaign_id for r in batch_rows if r.id not in mine and r.campaign_id}
+            )
+            if halted:
+                _halt(
+                    [r for r in batch_rows if r.id not in mine and r.campaign_id in halted],
+                    halted,
+                    timezone.now(),
+                )
             batch = [m for m in batch if by_our_id[m.our_id].id in mine]
             batch_rows = [r for r in batch_rows if r.id in mine]
             if not batch:
@@ -501,15 +569,20 @@ def _mark_handed(ids: list[int], owner: str) -> set[int]:
     Committed on its own before the call: this is the line between "never reached the
     provider" (release freely) and "may have reached it" (ask the provider first). A row whose
     lease ran out and that the reconciler gave to another worker is no longer ours, and is
-    left out of the request. Matched by primary key and owner, not status, so the planner does
-    not wander into the partial lease index (see _record)."""
+    left out of the request, and so is a row whose campaign was paused or cancelled after the
+    claim: this statement reads the campaign's committed state, so a pause that committed
+    before it stops the row, and one that commits after it finds the row already handed over.
+    Matched by primary key and owner, not status, so the planner does not wander into the
+    partial lease index (see _record)."""
     table = connection.ops.quote_name(Message._meta.db_table)
     at = connection.ops.adapt_datetimefield_value(timezone.now())
     marks = ", ".join(["%s"] * len(ids))
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {table} SET handed_at = %s, attempts = attempts + 1 "  # noqa: S608
-            f"WHERE id IN ({marks}) AND lease_owner = %s RETURNING id",
+            f"WHERE id IN ({marks}) AND lease_owner = %s AND (campaign_id IS NULL OR NOT EXISTS "
+            "(SELECT 1 FROM campaigns_campaign c WHERE c.id = campaign_id"
+            " AND c.state IN ('paused', 'cancelled'))) RETURNING id",
             [at, *ids, owner],
         )
         return {row[0] for row in cursor.fetchall()}

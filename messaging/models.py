@@ -44,6 +44,8 @@ class Status(models.TextChoices):
     FAILED = "failed", "failed"
     REFUSED = "refused", "refused (not eligible at dispatch)"
     CANCELLED = "cancelled", "cancelled"
+    # Its campaign is paused: dispatch never claims it; resume queues it again (campaigns).
+    HELD = "held", "held (campaign paused)"
 
 
 # Waiting for a worker: what dispatch claims when due.
@@ -69,6 +71,7 @@ class EventSource(models.TextChoices):
     API = "api", "API"
     STAFF = "staff", "staff"
     CONSENT = "consent", "consent withdrawn"  # the consent_withdrawn signal (CON-2)
+    PATIENT = "patient", "the patient"  # a performed action: a tracked link clicked (MSG-6)
 
 
 class MessageTemplate(models.Model):

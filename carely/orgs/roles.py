@@ -33,6 +33,8 @@ class Perm(StrEnum):
     MESSAGES_VIEW = "messages.view"
     MESSAGES_SEND = "messages.send"
     CAMPAIGNS_MANAGE = "campaigns.manage"
+    # The second pair of eyes on a marketing send (four eyes): never the campaign's own author.
+    CAMPAIGNS_APPROVE = "campaigns.approve"
     FILES_VIEW = "files.view"
     # Running the organisation.
     USERS_MANAGE = "users.manage"
@@ -70,6 +72,7 @@ ROLE_PERMISSIONS: dict[str, frozenset[Perm]] = {
         _STAFF
         | {
             Perm.CONTACTS_EXPORT,
+            Perm.CAMPAIGNS_APPROVE,
             Perm.USERS_MANAGE,
             Perm.API_KEYS_MANAGE,
             Perm.RETENTION_MANAGE,
