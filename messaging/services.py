@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from html import unescape
 from typing import Any, NamedTuple
@@ -34,6 +34,7 @@ from consent.selectors import values_in
 from contacts.models import Contact
 from messaging import templating
 from messaging.models import (
+    HANDED_OVER,
     WAITING,
     Channel,
     EventSource,
@@ -848,25 +849,27 @@ def messages_enqueue_bulk(
         track_links=track_links,
     )
     result = BulkEnqueueResult(0, len(seen), {}, {})
-    rows: list[_Row] = []
     email = channel == Channel.EMAIL
-    for contact in contacts:
-        if contact.pk in seen:
-            continue
-        try:
-            rendered = renderer.render(contact, (variables or {}).get(contact.pk, {}))
-        except MessageInvalid as exc:
-            result.invalid[contact.pk] = exc.problems
-            continue
-        decision = decisions[contact.pk]
-        reasons = list(decision.reasons)
-        if needs_session(channel, rendered.extras) and contact.pk not in sessions:
-            reasons.append(RefusalReason.WHATSAPP_SESSION_CLOSED)
-        if reasons:
-            result.refused[contact.pk] = reasons
-            continue
-        rows.append(
-            _Row(
+
+    def prepared() -> Iterator[_Row]:
+        # Consumed while the rows stream to the database (see _messages_insert): refusals and
+        # invalid contacts are recorded in ``result`` as they are met.
+        for contact in contacts:
+            if contact.pk in seen:
+                continue
+            try:
+                rendered = renderer.render(contact, (variables or {}).get(contact.pk, {}))
+            except MessageInvalid as exc:
+                result.invalid[contact.pk] = exc.problems
+                continue
+            decision = decisions[contact.pk]
+            reasons = list(decision.reasons)
+            if needs_session(channel, rendered.extras) and contact.pk not in sessions:
+                reasons.append(RefusalReason.WHATSAPP_SESSION_CLOSED)
+            if reasons:
+                result.refused[contact.pk] = reasons
+                continue
+            yield _Row(
                 contact.pk,
                 rendered.subject,
                 rendered.body,
@@ -877,7 +880,7 @@ def messages_enqueue_bulk(
                 decision.consent_entry_id,
                 rendered.parts,
             )
-        )
+
     common = {
         "organisation_id": organisation.pk,
         "channel": channel,
@@ -894,10 +897,14 @@ def messages_enqueue_bulk(
         "api_key_id": None,
     }
     source = EventSource.STAFF if created_by else EventSource.ENQUEUE
+    rows: list[_Row] = []
     created: list[tuple[int, str]] = []
-    if rows:
+    candidates = sum(1 for pk in ids if pk not in seen)
+    if candidates:
         with transaction.atomic():
-            created = _messages_insert(organisation, rows, common, now, source)
+            rows, created = _messages_insert(
+                organisation, prepared(), candidates, common, now, source
+            )
             if created:
                 dispatch_kick_on_commit(kind)
     result.created = len(created)
@@ -921,102 +928,131 @@ class _Row(NamedTuple):
 
 def _messages_insert(
     organisation: Organisation,
-    rows: list[_Row],
+    rows: Iterator[_Row],
+    most: int,
     common: dict[str, Any],
     now: dt.datetime,
     source: str,
-) -> list[tuple[int, str]]:
-    """Insert the messages and one ``queued`` event each; ``[(id, legal basis)]`` of the rows
-    this call created. Runs inside the caller's transaction.
+) -> tuple[list[_Row], list[tuple[int, str]]]:
+    """Insert the messages (at most ``most``) and one ``queued`` event each; returns every row
+    given and ``[(id, legal basis)]`` of those this call created. Runs inside the caller's
+    transaction.
 
-    PostgreSQL: ``COPY`` (ids from the sequence first) in a savepoint. ``COPY`` has no ``ON
-    CONFLICT``: when a concurrent run of the same batch inserted some rows first, the unique
-    constraint stops it, the savepoint is undone and the ORM path below skips those rows."""
+    PostgreSQL: ``COPY`` (ids from the sequence first) in a savepoint, consuming ``rows`` as
+    it streams, so the server inserts the first rows on the other core while the later ones
+    are still being rendered. ``COPY`` has no ``ON CONFLICT``: when a concurrent run of the
+    same batch inserted some rows first, the unique constraint stops it, the savepoint is
+    undone and the ORM path below inserts every row but those."""
+    given: list[_Row] = []
+
+    def kept() -> Iterator[_Row]:
+        for row in rows:
+            given.append(row)
+            yield row
+
     connection = connections[Message.objects.db]
     if connection.vendor == "postgresql":
         import psycopg
 
         try:
             with transaction.atomic():
-                created = _messages_copy(connection, rows, common)
+                created = _messages_copy(connection, kept(), most, common)
         # COPY is psycopg's own call, so its error is not wrapped in Django's.
         except (IntegrityError, psycopg.IntegrityError):
             pass
         else:
             _queued_events_copy(connection, organisation, created, common["due_at"], now, source)
-            return created
-    return _messages_insert_orm(organisation, rows, common, now, source)
+            return given, created
+    given.extend(rows)  # the rest, when the COPY stopped before the end
+    return given, _messages_insert_orm(organisation, given, common, now, source)
 
 
-_ROW_FIELDS = _Row._fields
+# COPY's text format: these four characters are the only ones a value must escape.
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_COPY_CHUNK = 250  # rows per write: the server starts on the first rows while we go on
 
 
-def _message_plan() -> tuple[list[Any], list[Any]]:
-    """Message's concrete fields without the primary key, and what goes into each: ``("row",
-    index)`` from ``_Row``, ``("common", name)``, or ``("default", field)``."""
-    fields = [f for f in Message._meta.concrete_fields if not f.primary_key]
-    plan: list[Any] = []
-    for f in fields:
-        if f.attname in _ROW_FIELDS:
-            plan.append(("row", _ROW_FIELDS.index(f.attname)))
-        elif f.attname in ("organisation_id", "channel", "kind", "purpose", "template_id"):
-            plan.append(("common", f.attname))
-        else:
-            plan.append(("common_or_default", f))
-    return fields, plan
+def _copy_text(value: Any) -> str:
+    """One value in COPY's text format; only the types a message row holds."""
+    if value is None:
+        return "\\N"
+    if value is True or value is False:
+        return "t" if value else "f"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, dt.datetime):
+        assert value.tzinfo is not None, "naive datetime in a COPY row"
+        return value.isoformat()
+    if isinstance(value, str):
+        return value.translate(_COPY_ESCAPES)
+    raise TypeError(f"_copy_text: no COPY text form for {type(value).__name__}")
 
 
 def _messages_copy(
-    connection: Any, rows: list[_Row], common: dict[str, Any]
+    connection: Any, rows: Iterator[_Row], most: int, common: dict[str, Any]
 ) -> list[tuple[int, str]]:
-    fields, plan = _message_plan()
-    ring = keyring()
-    quote = connection.ops.quote_name
+    """COPY the rows into messaging_message; ``[(id, legal basis)]`` of each.
+
+    Each line is the row's own columns (id, our_id, then ``_Row``'s, encrypted where the field
+    is) followed by the batch's constant columns, formatted once: the model's defaults and
+    ``common``. A field with a per-row default other than our_id stops here (AssertionError),
+    rather than one value being copied into every row."""
     meta = Message._meta
     pk: Any = meta.pk
-    # Every value not from the row is the same for the whole batch: resolved once, to what the
-    # column stores (a callable default such as our_id's is called per row, below).
-    fixed: list[Any] = []
-    per_row: list[tuple[int, Any]] = []  # (position, what)
-    for position, (f, (source, what)) in enumerate(zip(fields, plan, strict=True)):
-        if source == "row":
-            per_row.append((position, ("row", what, getattr(f, "encrypted", False), f)))
-            fixed.append(None)
-        elif source == "common":
-            fixed.append(common[what])
-        elif what.attname in common:
-            fixed.append(what.get_db_prep_save(common[what.attname], connection))
-        elif what.has_default() and callable(what.default) and what.default not in (list, dict):
-            per_row.append((position, ("call", what.default, False, what)))
-            fixed.append(None)
+    own = ["our_id", *_Row._fields]
+    fields: dict[str, Any] = {f.attname: f for f in meta.concrete_fields if not f.primary_key}
+    constant: list[str] = []
+    for name, f in fields.items():
+        if name in own:
+            continue
+        if name in common:
+            value = common[name]
         else:
-            value = what.get_default()
-            if isinstance(what, JSONField):
-                value = json.dumps(value)
-            else:
-                value = what.get_db_prep_save(value, connection)
-            fixed.append(value)
-    columns = ", ".join(quote(f.column) for f in [pk, *fields])
+            assert not (f.has_default() and callable(f.default)) or f.default in (list, dict), (
+                f"messaging_message.{f.column} has a per-row default: give it in _Row"
+            )
+            value = f.get_default()
+        if isinstance(f, JSONField):
+            value = json.dumps(value)
+        elif value is not None and not isinstance(value, dt.datetime):
+            value = f.get_db_prep_save(value, connection)
+        constant.append(_copy_text(value))
+    suffix = "\t".join(constant) + "\n"
+    new_our_id = fields["our_id"].default
+    ring = keyring()
+    sealed = [
+        (i, fields[name].aad())
+        for i, name in enumerate(_Row._fields)
+        if getattr(fields[name], "encrypted", False)
+    ]
+    quote = connection.ops.quote_name
+    names = [pk.column, *own, *(n for n in fields if n not in own)]
+    columns = ", ".join(quote(fields[n].column if n in fields else n) for n in names)
+    created: list[tuple[int, str]] = []
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
-            [meta.db_table, pk.column, len(rows)],
+            [meta.db_table, pk.column, most],
         )
+        # Unused ids (refused or invalid contacts) are gaps in the sequence, as rollbacks leave.
         ids = [r[0] for r in cursor.fetchall()]
         with cursor.copy(f"COPY {quote(meta.db_table)} ({columns}) FROM STDIN") as copy:
-            for pk_value, row in zip(ids, rows, strict=True):
-                values = fixed.copy()
-                for position, (source, what, encrypted, f) in per_row:
-                    if source == "call":
-                        values[position] = what()
-                        continue
-                    value = row[what]
-                    if encrypted:
-                        # ADR 0004: an empty value is stored as an empty string, unencrypted.
-                        value = encrypt(str(value), f.aad(), ring=ring) if value else ""
-                    values[position] = value
-                copy.write_row([pk_value, *values])
-    return [(pk_value, row.legal_basis) for pk_value, row in zip(ids, rows, strict=True)]
+            lines: list[str] = []
+            for pk_value, row in zip(ids, rows, strict=False):
+                values = [_copy_text(v) for v in row]
+                for i, aad in sealed:
+                    # ADR 0004: empty stays empty. A ciphertext (e1$kid$base64url) needs no
+                    # escaping.
+                    values[i] = encrypt(str(row[i]), aad, ring=ring) if row[i] else ""
+                own_text = "\t".join(values)
+                lines.append(f"{pk_value}\t{new_our_id()}\t{own_text}\t{suffix}")
+                created.append((pk_value, row.legal_basis))
+                if len(lines) == _COPY_CHUNK:
+                    copy.write("".join(lines))
+                    lines.clear()
+            if lines:
+                copy.write("".join(lines))
+    return created
 
 
 def _queued_events_copy(
@@ -1032,14 +1068,19 @@ def _queued_events_copy(
     due = _iso(due_at)
     names = ["organisation_id", "message_id", "kind", "at", "recorded_at", "source", "detail"]
     columns = ", ".join(quote(MessageEvent._meta.get_field(n).column) for n in names)  # type: ignore[union-attr]
-    details: dict[str, str] = {}  # one JSON text per legal basis
+    # What follows the message id on every line but the detail, which differs by legal basis.
+    middle = "\t".join(_copy_text(v) for v in (Status.QUEUED.value, now, now, source))
+    details: dict[str, str] = {}
+    lines: list[str] = []
+    for pk, basis in created:
+        detail = details.get(basis)
+        if detail is None:
+            detail = json.dumps({"legal_basis": basis, "due_at": due})
+            detail = details[basis] = _copy_text(detail)
+        lines.append(f"{organisation.pk}\t{pk}\t{middle}\t{detail}\n")
     sql = f"COPY {quote(meta.db_table)} ({columns}) FROM STDIN"
     with connection.cursor() as cursor, cursor.copy(sql) as copy:
-        for pk, basis in created:
-            detail = details.get(basis)
-            if detail is None:
-                detail = details[basis] = json.dumps({"legal_basis": basis, "due_at": due})
-            copy.write_row([organisation.pk, pk, Status.QUEUED.value, now, now, source, detail])
+        copy.write("".join(lines))
 
 
 def _messages_insert_orm(
@@ -1183,3 +1224,72 @@ def api_free_text_set(*, organisation: Organisation, allowed: bool) -> bool:
             details={"allowed": allowed},
         )
     return True
+
+
+# --- performed actions (MSG-6) --------------------------------------------------------------------
+ACTION_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+# A reporting system's clock may run a little ahead of ours.
+ACTION_CLOCK_SKEW = dt.timedelta(minutes=5)
+
+
+class ActionInvalid(ValueError):
+    """A performed action that cannot be recorded; ``problems`` is {field: message}."""
+
+    def __init__(self, problems: dict[str, str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"{k}: {v}" for k, v in problems.items()))
+
+
+def message_action_record(
+    *,
+    message: Message,
+    action: str,
+    at: dt.datetime | None = None,
+    source: str = EventSource.API,
+) -> tuple[MessageEvent, bool]:
+    """Record that the person did something because of this message (an appointment booked):
+    an ``action`` event on its timeline, counted as a conversion in campaign statistics
+    (MSG-10). Returns ``(event, created)``; the same action on the same message is recorded
+    once (``provider_event_key`` "action:<slug>"), so a retried report changes nothing.
+
+    Only a message the provider had can have caused anything; one refused, cancelled or still
+    waiting is refused here, or conversions could exceed what was sent."""
+    slug = (action or "").strip().lower()
+    problems: dict[str, str] = {}
+    if not ACTION_RE.match(slug):
+        problems["action"] = (
+            f"“{action[:60] if action else ''}” is not an action name: use 1-40 lower-case "
+            "letters, digits, '_' or '-', starting with a letter or digit (appointment_booked)."
+        )
+    now = timezone.now()
+    if at is not None:
+        if timezone.is_naive(at):
+            problems["at"] = "Give the time with its offset or Z (2026-11-25T10:00:00Z)."
+        elif at > now + ACTION_CLOCK_SKEW:
+            problems["at"] = "The action's time is in the future; give when it happened."
+    key = f"action:{slug}"
+    existing = MessageEvent.objects.filter(message_id=message.pk, provider_event_key=key).first()
+    if existing is not None and not problems:
+        return existing, False
+    if message.status not in (*HANDED_OVER, Status.SENDING):
+        problems["message"] = (
+            f"Message {message.pk} is {message.status}: it never reached the person, so no "
+            "action can be recorded for it."
+        )
+    if problems:
+        raise ActionInvalid(problems)
+    try:
+        with transaction.atomic():
+            event = MessageEvent.objects.create(
+                organisation_id=message.organisation_id,
+                message_id=message.pk,
+                kind="action",
+                at=at or now,
+                recorded_at=now,
+                source=source,
+                detail={"action": slug},
+                provider_event_key=key,
+            )
+    except IntegrityError:  # the same report, at the same moment, from another request
+        return MessageEvent.objects.get(message_id=message.pk, provider_event_key=key), False
+    return event, True

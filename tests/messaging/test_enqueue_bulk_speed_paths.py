@@ -25,6 +25,7 @@ from messaging.segments import sms_encoding
 from messaging.services import (
     MessageInvalid,
     MessageRefused,
+    _copy_text,
     _messages_insert,
     _Row,
     _sms_parts_plain,
@@ -234,7 +235,8 @@ def test_rows_another_run_inserted_first_are_skipped_and_get_no_second_event(org
     }
     rows = [_Row(p.pk, "", "Popust.", "", "", p.phone, "consent", None, 1) for p in (ana, eve)]
     with transaction.atomic():
-        created = _messages_insert(org_a, rows, common, now, "enqueue")
+        given, created = _messages_insert(org_a, iter(rows), 2, common, now, "enqueue")
+    assert given == rows
     (eve_message,) = Message.objects.filter(dedupe_key="campaign:race", contact=eve)
     assert created == [(eve_message.pk, "consent")]
     assert eve_message.body == "Popust." and eve_message.to_address == eve.phone
@@ -278,6 +280,44 @@ def test_copied_rows_read_back_like_saved_ones(org_a, patients):
             )
             subject, has_html, extras = cursor.fetchone()
         assert subject.startswith("e1$") and has_html and extras.startswith("e1$")
+
+
+def test_copy_text_escapes_what_copy_would_misread():
+    when = dt.datetime(2026, 3, 29, 1, 30, tzinfo=dt.UTC)
+    assert _copy_text("a\tb\\c\nd\re") == "a\\tb\\\\c\\nd\\re"
+    assert [_copy_text(v) for v in (None, True, False, 7)] == ["\\N", "t", "f", "7"]
+    assert _copy_text(when) == "2026-03-29T01:30:00+00:00"
+    with pytest.raises(TypeError):
+        _copy_text(1.5)
+
+
+@pytest.mark.postgres
+def test_copied_text_comes_back_as_written(org_a, patients):
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL (set DATABASE_URL)")
+    now = timezone.now()
+    common = {
+        "organisation_id": org_a.pk,
+        "channel": "sms",
+        "kind": "marketing",
+        "purpose": "marketing",
+        "template_id": None,
+        "template_version": None,
+        "dedupe_key": "campaign:tab\tand\\slash",
+        "due_at": now,
+        "respect_quiet_hours": True,
+        "campaign_id": None,
+        "created_at": now,
+        "created_by_id": None,
+        "api_key_id": None,
+    }
+    odd = "line\nnext\ttab \\N back\\slash"
+    rows = [_Row(patients[0].pk, "", odd, "", "", "+38641123456", odd, None, 1)]
+    with transaction.atomic():
+        _messages_insert(org_a, iter(rows), 1, common, now, "enqueue")
+    message = Message.objects.get(dedupe_key=common["dedupe_key"])
+    assert (message.body, message.legal_basis, message.due_at) == (odd, odd, now)
+    assert message.events.get().detail == {"legal_basis": odd, "due_at": now.isoformat()}
 
 
 def test_the_batch_token_is_the_one_signing_dumps_makes_in_the_same_second(org_a, patients):
