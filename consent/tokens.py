@@ -11,6 +11,8 @@ old e-mail must keep working (CON-2: withdrawing is as easy as giving).
 
 from __future__ import annotations
 
+import json
+import zlib
 from collections.abc import Callable
 
 from django.core import signing
@@ -61,16 +63,36 @@ class _BatchSigner(signing.TimestampSigner):
         return signing.b64_encode(mac.digest()).decode()
 
 
+def _json_int(value: object) -> str:
+    return str(value) if type(value) is int else json.dumps(value)
+
+
 def unsubscribe_token_maker() -> Callable[[Contact, str | None], str]:
     """``unsubscribe_token_make`` for many contacts at once (a campaign's batch): same tokens,
-    a fraction of the work each. Use one maker for one batch, not for longer."""
+    a fraction of the work each. Use one maker for one batch, not for longer.
+
+    It spells out ``Signer.sign_object`` for this payload (compact JSON of ``o``, ``c`` and
+    ``p`` in that order, zlib only when that is shorter, base64url, the timestamp, the HMAC),
+    with the JSON written by an f-string; the tests compare it with ``signing.dumps``."""
     signer = _BatchSigner()
+    suffix = f"{signer.sep}{signer.timestamp()}"
+    purposes: dict[str | None, str] = {}
 
     def make(contact: Contact, purpose: str | None = None) -> str:
-        payload: dict[str, object] = {"o": contact.organisation_id, "c": contact.pk}
-        if purpose:
-            payload["p"] = purpose
-        return signer.sign_object(payload, compress=True)
+        tail = purposes.get(purpose)
+        if tail is None:
+            tail = purposes[purpose] = (
+                f',"p":{json.dumps(purpose, separators=(",", ":"))}}}' if purpose else "}"
+            )
+        data = f'{{"o":{_json_int(contact.organisation_id)},"c":{_json_int(contact.pk)}{tail}'
+        raw = data.encode("latin-1")
+        compressed = zlib.compress(raw)
+        if len(compressed) < len(raw) - 1:
+            value = "." + signing.b64_encode(compressed).decode()
+        else:
+            value = signing.b64_encode(raw).decode()
+        value += suffix
+        return f"{value}{signer.sep}{signer.signature(value)}"
 
     return make
 

@@ -22,6 +22,7 @@ import difflib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 
 from django.utils.html import escape
 
@@ -52,8 +53,10 @@ class Parsed:
 
     parts: tuple[tuple[bool, str], ...]  # (is_placeholder, text or name)
 
-    @property
+    @cached_property
     def names(self) -> list[str]:
+        # Cached: a campaign renders one parsed template for thousands of contacts. (A list
+        # for the callers; none of them changes it.)
         return list(dict.fromkeys(name for is_name, name in self.parts if is_name))
 
 
