@@ -34,6 +34,7 @@ from consent.selectors import values_in
 from contacts.models import Contact
 from messaging import templating
 from messaging.models import (
+    HANDED_OVER,
     WAITING,
     Channel,
     EventSource,
@@ -1223,3 +1224,72 @@ def api_free_text_set(*, organisation: Organisation, allowed: bool) -> bool:
             details={"allowed": allowed},
         )
     return True
+
+
+# --- performed actions (MSG-6) --------------------------------------------------------------------
+ACTION_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+# A reporting system's clock may run a little ahead of ours.
+ACTION_CLOCK_SKEW = dt.timedelta(minutes=5)
+
+
+class ActionInvalid(ValueError):
+    """A performed action that cannot be recorded; ``problems`` is {field: message}."""
+
+    def __init__(self, problems: dict[str, str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"{k}: {v}" for k, v in problems.items()))
+
+
+def message_action_record(
+    *,
+    message: Message,
+    action: str,
+    at: dt.datetime | None = None,
+    source: str = EventSource.API,
+) -> tuple[MessageEvent, bool]:
+    """Record that the person did something because of this message (an appointment booked):
+    an ``action`` event on its timeline, counted as a conversion in campaign statistics
+    (MSG-10). Returns ``(event, created)``; the same action on the same message is recorded
+    once (``provider_event_key`` "action:<slug>"), so a retried report changes nothing.
+
+    Only a message the provider had can have caused anything; one refused, cancelled or still
+    waiting is refused here, or conversions could exceed what was sent."""
+    slug = (action or "").strip().lower()
+    problems: dict[str, str] = {}
+    if not ACTION_RE.match(slug):
+        problems["action"] = (
+            f"“{action[:60] if action else ''}” is not an action name: use 1-40 lower-case "
+            "letters, digits, '_' or '-', starting with a letter or digit (appointment_booked)."
+        )
+    now = timezone.now()
+    if at is not None:
+        if timezone.is_naive(at):
+            problems["at"] = "Give the time with its offset or Z (2026-11-25T10:00:00Z)."
+        elif at > now + ACTION_CLOCK_SKEW:
+            problems["at"] = "The action's time is in the future; give when it happened."
+    key = f"action:{slug}"
+    existing = MessageEvent.objects.filter(message_id=message.pk, provider_event_key=key).first()
+    if existing is not None and not problems:
+        return existing, False
+    if message.status not in (*HANDED_OVER, Status.SENDING):
+        problems["message"] = (
+            f"Message {message.pk} is {message.status}: it never reached the person, so no "
+            "action can be recorded for it."
+        )
+    if problems:
+        raise ActionInvalid(problems)
+    try:
+        with transaction.atomic():
+            event = MessageEvent.objects.create(
+                organisation_id=message.organisation_id,
+                message_id=message.pk,
+                kind="action",
+                at=at or now,
+                recorded_at=now,
+                source=source,
+                detail={"action": slug},
+                provider_event_key=key,
+            )
+    except IntegrityError:  # the same report, at the same moment, from another request
+        return MessageEvent.objects.get(message_id=message.pk, provider_event_key=key), False
+    return event, True

@@ -121,3 +121,23 @@ class MessageDetailSerializer(MessageListSerializer):
 
 # What the access log records as read when a message is opened.
 CONTENT_FIELDS = ("subject", "body", "to_address")
+
+
+class ActionInSerializer(serializers.Serializer):
+    """A performed action reported by the clinic's own system (MSG-6)."""
+
+    action = serializers.CharField(
+        max_length=40,
+        help_text="What the person did, as a short name: 1-40 lower-case letters, digits, '_' or "
+        "'-' (appointment_booked). Reported twice for one message, it is recorded once.",
+    )
+    at = serializers.DateTimeField(
+        required=False, help_text="When it happened (ISO 8601 with offset); now if left out."
+    )
+
+
+class ActionOutSerializer(serializers.Serializer):
+    message = serializers.IntegerField(source="message_id", help_text="The message's id.")
+    action = serializers.CharField(source="detail.action")
+    at = serializers.DateTimeField(help_text="When the action happened.")
+    recorded_at = serializers.DateTimeField(help_text="When it was first reported.")

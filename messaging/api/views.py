@@ -20,6 +20,7 @@ from django.db.models import Prefetch, QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, mixins, status
+from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -34,6 +35,8 @@ from carely.orgs.models import Organisation
 from contacts.models import Contact
 from messaging.api.serializers import (
     CONTENT_FIELDS,
+    ActionInSerializer,
+    ActionOutSerializer,
     MessageAcceptedSerializer,
     MessageDetailSerializer,
     MessageInSerializer,
@@ -42,7 +45,13 @@ from messaging.api.serializers import (
 from messaging.forms import MessageFilterForm
 from messaging.models import Kind, Message, MessageEvent, MessageTemplate
 from messaging.receipts import MessagingOptions
-from messaging.services import MessageInvalid, MessageRefused, message_enqueue
+from messaging.services import (
+    ActionInvalid,
+    MessageInvalid,
+    MessageRefused,
+    message_action_record,
+    message_enqueue,
+)
 
 _FILTERS = [
     OpenApiParameter("contact", OpenApiTypes.INT, description="One contact's messages."),
@@ -232,3 +241,40 @@ class MessageViewSet(OrganisationScopedViewSet, mixins.ListModelMixin, mixins.Re
         except MessageRefused as exc:
             return _refused(request, exc)
         return Response(MessageAcceptedSerializer(message).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        request=ActionInSerializer,
+        responses={201: ActionOutSerializer, 200: ActionOutSerializer},
+        description="Report a performed action (MSG-6): the person did something because of "
+        "this message, e.g. booked an appointment. 201 when recorded, 200 when this action was "
+        "already recorded for the message (nothing changes); 409 (problem+json) when the "
+        "message never reached the person (refused, cancelled, still queued). Campaign "
+        "statistics count messages with an action as conversions.",
+    )
+    @action(detail=True, methods=["post"], url_path="actions")
+    def actions(self, request: Request, pk: str | None = None) -> Response:
+        incoming = ActionInSerializer(data=request.data)
+        incoming.is_valid(raise_exception=True)
+        data = incoming.validated_data
+        message = self.get_object()
+        try:
+            event, created = message_action_record(
+                message=message, action=data["action"], at=data.get("at")
+            )
+        except ActionInvalid as exc:
+            if set(exc.problems) == {"message"}:
+                body = problem_body(
+                    status=409,
+                    code="message_not_sent",
+                    title="The message never reached the person",
+                    detail=exc.problems["message"],
+                    instance=request.path,
+                )
+                return Response(body, status=409, content_type=PROBLEM_CONTENT_TYPE)
+            raise exceptions.ValidationError(
+                {k: [v] for k, v in exc.problems.items() if k != "message"}
+            ) from exc
+        return Response(
+            ActionOutSerializer(event).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
