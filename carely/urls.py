@@ -19,6 +19,7 @@ urlpatterns = [
     path("contacts/", include("contacts.urls")),
     path("files/", include("files.urls")),
     path("messages/", include("messaging.web_urls")),
+    path("campaigns/", include("campaigns.web_urls")),
     path("settings/api-keys/", include("carely.api.web_urls")),
     # What providers call (Infobip reports and replies, SES via SNS); each authenticates itself.
     path("webhooks/", include("messaging.webhook_urls")),

@@ -18,6 +18,7 @@ NAV = (
     ("dashboard", _("Dashboard"), "web:dashboard", None),
     ("contacts", _("Contacts"), "contacts:list", Perm.CONTACTS_VIEW),
     ("messages", _("Messages"), "messaging:log", Perm.MESSAGES_VIEW),
+    ("campaigns", _("Campaigns"), "campaigns:list", Perm.CAMPAIGNS_MANAGE),
     ("members", _("Members"), "web:members", Perm.USERS_MANAGE),
     ("api_keys", _("API keys"), "api_keys:list", Perm.API_KEYS_MANAGE),
     ("access_log", _("Access log"), "audit:access_log", Perm.ACCESS_LOG_VIEW),

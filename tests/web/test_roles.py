@@ -88,7 +88,7 @@ def test_navigation_shows_only_what_each_role_may_open(
     client, staff_a, dpo_a, admin_a, operator, platform_dpo
 ):
     expectations = {
-        staff_a: ["/", "/contacts/", "/messages/"],
+        staff_a: ["/", "/contacts/", "/messages/", "/campaigns/"],
         dpo_a: ["/", "/contacts/", "/messages/", "/audit/access-log/", "/privacy/records/"],
         operator: ["/", "/platform/admin/"],
         platform_dpo: ["/", "/privacy/records/"],
@@ -98,7 +98,7 @@ def test_navigation_shows_only_what_each_role_may_open(
         assert _nav(client) == expected, person
     login(client, admin_a)
     admin_nav = _nav(client)
-    assert admin_nav[:4] == ["/", "/contacts/", "/messages/", "/members/"]
+    assert admin_nav[:5] == ["/", "/contacts/", "/messages/", "/campaigns/", "/members/"]
     assert "/platform/admin/" not in admin_nav
 
 
@@ -118,6 +118,6 @@ def test_api_keys_link_only_for_admins_and_only_when_the_page_exists(client, adm
     except NoReverseMatch:
         api_keys = None
     login(client, admin_a)
-    assert (api_keys in _nav(client)) if api_keys else len(_nav(client)) == 4
+    assert (api_keys in _nav(client)) if api_keys else len(_nav(client)) == 5
     login(client, staff_a)
     assert api_keys not in _nav(client)
