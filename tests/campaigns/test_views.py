@@ -394,3 +394,51 @@ def test_results_mask_small_cells_and_draw_the_charts(
         assert person.phone not in page if person.phone else True
     login(client, admin_b)
     assert client.get(f"/campaigns/{campaign.pk}/results/").status_code == 404
+
+
+def test_the_list_costs_the_same_queries_for_one_campaign_or_many(
+    client, org_a, staff_a, admin_a, everyone, offer_sms_sl
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from campaigns.services import campaign_create
+
+    def make(n):
+        made = campaign_create(
+            organisation=org_a,
+            actor=staff_a,
+            name=f"C{n}",
+            purpose="marketing",
+            channels=["sms"],
+            audience=everyone,
+            templates={("sms", "sl"): offer_sms_sl},
+        )
+        campaign_submit(campaign=made, actor=staff_a)
+        campaign_approve(campaign=made, actor=admin_a)
+
+    login(client, staff_a)
+    make(0)
+    with CaptureQueriesContext(connection) as one:
+        assert client.get("/campaigns/").status_code == 200
+    for n in range(1, 6):
+        make(n)
+    with CaptureQueriesContext(connection) as six:
+        page = _body(client.get("/campaigns/"))
+    assert page.count("approved by") == 6
+
+    def reads(ctx):
+        return [q["sql"] for q in ctx.captured_queries if q["sql"].startswith("SELECT")]
+
+    assert len(reads(six)) == len(reads(one)), reads(six)
+
+
+def test_the_count_reads_in_slovenian_with_the_right_plural(client, staff_a, everyone, population):
+    login(client, staff_a)
+    client.post("/language/", {"language": "sl", "next": "/campaigns/"})
+    data = client.get(
+        f"/campaigns/audience-count/?audience={everyone.pk}&purpose=marketing&channels=sms"
+    ).json()
+    assert data["text"].startswith(f"Ujema se {len(population)} kontaktov")
+    assert "na seznamu »ne kontaktiraj«" in data["text"]
+    assert "Nova kampanja" in _body(client.get("/campaigns/"))
