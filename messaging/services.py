@@ -273,6 +273,7 @@ def _render(
     text: str | None,
     track_links: LinkTracker | None = None,
 ) -> Rendered:
+    """One contact's message (``message_enqueue``); a batch keeps one ``_Renderer``."""
     return _Renderer(
         organisation=organisation,
         account=account,
@@ -301,7 +302,7 @@ def _text_links_tracked(text: str, contact: Contact, keep: str, track: LinkTrack
     def swap(match: re.Match[str]) -> str:
         found = match.group(0)
         url = found.rstrip(_URL_TRAILING)
-        if url == keep or not _HTTP.fullmatch(url[: url.index("//") + 2]):
+        if url == keep or not url.partition("//")[2]:  # the unsubscribe link, or no host
             return found
         return track(contact, url) + found[len(url) :]
 

@@ -30,6 +30,7 @@ from messaging.services import (
     _messages_insert,
     _Row,
     _sms_parts_plain,
+    _text_links_tracked,
     message_enqueue,
     messages_enqueue_bulk,
     template_save,
@@ -453,6 +454,18 @@ def test_html_hrefs_are_tracked_and_the_unsubscribe_link_is_not(org_a, patients)
     assert f'href="https://t.example.test/c/{ana.pk}/2">novice' in message.html_body
     assert 'href="mailto:info@clinic.example.test"' in message.html_body
     assert message.html_body.count("/u/") == 1 and message.body.count("/u/") == 1
+
+
+def test_a_link_ends_before_the_punctuation_after_it(patients):
+    calls: list[str] = []
+    text = "Glej (https://a.test/x?y=1). Ali https://b.test/, ali http://. Konec: HTTPS://C.TEST"
+    out = _text_links_tracked(text, patients[0], "https://b.test/", _tracker(calls))
+    assert calls == ["https://a.test/x?y=1", "HTTPS://C.TEST"]
+    pk = patients[0].pk
+    assert out == (
+        f"Glej (https://t.example.test/c/{pk}/1). Ali https://b.test/, ali http://. Konec: "
+        f"https://t.example.test/c/{pk}/2"
+    )
 
 
 def test_transactional_messages_are_not_tracked(org_a, patients):
