@@ -242,11 +242,12 @@ def run(args: argparse.Namespace) -> None:
 
             # A first call outside the profile: URL resolvers, imports and caches warm up.
             _enqueue_all(organisation, chunks[:1], "sms", templates["sms"], f"w:{tag}", campaign)
+            contacts = _load(organisation, chunks[1])
             profile = cProfile.Profile()
             profile.enable()
             messages_enqueue_bulk(
                 organisation=organisation,
-                contacts=_load(organisation, chunks[1]),
+                contacts=contacts,
                 channel="sms",
                 kind="marketing",
                 purpose="marketing",
