@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import base64
 import hmac
-from collections.abc import Callable
 
-from django.db import IntegrityError, transaction
 from django.urls import reverse
 from django.utils.crypto import salted_hmac
 
@@ -68,30 +66,59 @@ def click_url(token: str) -> str:
     return public_url(reverse("campaigns_click", kwargs={"token": token}))
 
 
-def click_url_maker(campaign_id: int) -> Callable[[Contact, str], str]:
-    """The ``track_links`` callable for one materialisation run: each distinct URL of the
-    campaign is stored once as a numbered ``CampaignLink``, each contact gets its own token."""
-    campaign = Campaign.objects.get(pk=campaign_id)
-    numbers = dict(CampaignLink.objects.filter(campaign=campaign).values_list("url", "number"))
-    prefix = click_url("0.0.0.x").rsplit("0.0.0.x", 1)
+class ClickTracker:
+    """The ``track_links`` callable for one campaign: each distinct URL of the campaign gets a
+    number (a ``CampaignLink``), each contact its own token.
 
-    def number_for(url: str) -> int:
-        if url not in numbers:
-            try:
-                with transaction.atomic():
-                    link = CampaignLink.objects.create(
-                        organisation_id=campaign.organisation_id,
-                        campaign=campaign,
-                        number=(max(numbers.values(), default=0) + 1),
-                        url=url[:2000],
-                    )
-                numbers[url] = link.number
-            except IntegrityError:  # another run numbered it first
-                numbers[url] = CampaignLink.objects.get(campaign=campaign, url=url[:2000]).number
-        return numbers[url]
+    It never touches the database while messages are rendered: on PostgreSQL the outbox rows
+    stream into a COPY as they are rendered, and a query on the same connection then would wait
+    for ever. New URLs are numbered in memory and written by ``flush``; the materialiser calls
+    ``refresh`` after taking the campaign's lock and ``flush`` before the batch commits, so the
+    numbers and the rows whose tokens carry them commit together, one batch at a time.
+    """
 
-    def track(contact: Contact, url: str) -> str:
-        token = click_token_make(campaign_id, contact.pk, number_for(url))
-        return f"{prefix[0]}{token}{prefix[1]}"
+    def __init__(self, campaign_id: int) -> None:
+        self.campaign = Campaign.objects.only("pk", "organisation_id").get(pk=campaign_id)
+        self.numbers: dict[str, int] = {}
+        self.pending: dict[str, int] = {}
+        before, _, after = click_url("0.0.0.x").partition("0.0.0.x")
+        self._before, self._after = before, after
+        self.refresh()
 
-    return track
+    def refresh(self) -> None:
+        self.numbers = dict(
+            CampaignLink.objects.filter(campaign=self.campaign).values_list("url", "number")
+        )
+        self.pending = {}
+
+    def flush(self) -> None:
+        if not self.pending:
+            return
+        CampaignLink.objects.bulk_create(
+            [
+                CampaignLink(
+                    organisation_id=self.campaign.organisation_id,
+                    campaign=self.campaign,
+                    number=number,
+                    url=url,
+                )
+                for url, number in self.pending.items()
+            ]
+        )
+        self.pending = {}
+
+    def number_for(self, url: str) -> int:
+        url = url[:2000]
+        number = self.numbers.get(url)
+        if number is None:
+            number = max(self.numbers.values(), default=0) + 1
+            self.numbers[url] = self.pending[url] = number
+        return number
+
+    def __call__(self, contact: Contact, url: str) -> str:
+        token = click_token_make(self.campaign.pk, contact.pk, self.number_for(url))
+        return f"{self._before}{token}{self._after}"
+
+
+def click_url_maker(campaign_id: int) -> ClickTracker:
+    return ClickTracker(campaign_id)

@@ -174,6 +174,9 @@ def _batch(
             return False
         if locked.materialised_through >= cursor:
             return True  # another run did this batch
+        refresh = getattr(track_links, "refresh", None)
+        if refresh is not None:
+            refresh()  # the link numbers as committed, read under the lock
         already = set(
             Message.objects.filter(
                 organisation_id=campaign.organisation_id,
@@ -194,6 +197,9 @@ def _batch(
             else []
         )
         tally = _enqueue(locked, contacts, templates, now, track_links)
+        flush = getattr(track_links, "flush", None)
+        if flush is not None:
+            flush()  # new link numbers commit with the rows whose tokens carry them
         _count(locked, tally, len(ids), cursor)
         report.contacts += len(ids)
         report.queued += tally.eligible
