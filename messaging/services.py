@@ -853,8 +853,7 @@ def messages_enqueue_bulk(
     email = channel == Channel.EMAIL
 
     def prepared() -> Iterator[_Row]:
-        # Consumed while the rows stream to the database (see _messages_insert): refusals and
-        # invalid contacts are recorded in ``result`` as they are met.
+        # Refusals and invalid contacts are recorded in ``result`` as they are met.
         for contact in contacts:
             if contact.pk in seen:
                 continue
@@ -898,14 +897,14 @@ def messages_enqueue_bulk(
         "api_key_id": None,
     }
     source = EventSource.STAFF if created_by else EventSource.ENQUEUE
-    rows: list[_Row] = []
+    # Every row is rendered before the insert starts: rendering runs the caller's track_links
+    # (which may query or write, as the campaigns' does for a new link) and may load a contact's
+    # deferred field, and no other statement can run on the connection while a COPY is open.
+    rows = list(prepared())
     created: list[tuple[int, str]] = []
-    candidates = sum(1 for pk in ids if pk not in seen)
-    if candidates:
+    if rows:
         with transaction.atomic():
-            rows, created = _messages_insert(
-                organisation, prepared(), candidates, common, now, source
-            )
+            created = _messages_insert(organisation, rows, common, now, source)
             if created:
                 dispatch_kick_on_commit(kind)
     result.created = len(created)
@@ -929,43 +928,32 @@ class _Row(NamedTuple):
 
 def _messages_insert(
     organisation: Organisation,
-    rows: Iterator[_Row],
-    most: int,
+    rows: list[_Row],
     common: dict[str, Any],
     now: dt.datetime,
     source: str,
-) -> tuple[list[_Row], list[tuple[int, str]]]:
-    """Insert the messages (at most ``most``) and one ``queued`` event each; returns every row
-    given and ``[(id, legal basis)]`` of those this call created. Runs inside the caller's
-    transaction.
+) -> list[tuple[int, str]]:
+    """Insert the messages and one ``queued`` event each; ``[(id, legal basis)]`` of the rows
+    this call created. Runs inside the caller's transaction.
 
-    PostgreSQL: ``COPY`` (ids from the sequence first) in a savepoint, consuming ``rows`` as
-    it streams, so the server inserts the first rows on the other core while the later ones
-    are still being rendered. ``COPY`` has no ``ON CONFLICT``: when a concurrent run of the
-    same batch inserted some rows first, the unique constraint stops it, the savepoint is
-    undone and the ORM path below inserts every row but those."""
-    given: list[_Row] = []
-
-    def kept() -> Iterator[_Row]:
-        for row in rows:
-            given.append(row)
-            yield row
-
+    PostgreSQL: ``COPY`` (ids from the sequence first) in a savepoint. ``COPY`` has no ``ON
+    CONFLICT``: when a concurrent run of the same batch inserted some rows first, the unique
+    constraint stops it, the savepoint is undone and the ORM path below inserts every row but
+    those."""
     connection = connections[Message.objects.db]
     if connection.vendor == "postgresql":
         import psycopg
 
         try:
             with transaction.atomic():
-                created = _messages_copy(connection, kept(), most, common)
+                created = _messages_copy(connection, rows, common)
         # COPY is psycopg's own call, so its error is not wrapped in Django's.
         except (IntegrityError, psycopg.IntegrityError):
             pass
         else:
             _queued_events_copy(connection, organisation, created, common["due_at"], now, source)
-            return given, created
-    given.extend(rows)  # the rest, when the COPY stopped before the end
-    return given, _messages_insert_orm(organisation, given, common, now, source)
+            return created
+    return _messages_insert_orm(organisation, rows, common, now, source)
 
 
 # COPY's text format: these four characters are the only ones a value must escape.
@@ -993,7 +981,7 @@ def _copy_text(value: Any) -> str:
 
 
 def _messages_copy(
-    connection: Any, rows: Iterator[_Row], most: int, common: dict[str, Any]
+    connection: Any, rows: list[_Row], common: dict[str, Any]
 ) -> list[tuple[int, str]]:
     """COPY the rows into messaging_message; ``[(id, legal basis)]`` of each.
 
@@ -1036,13 +1024,12 @@ def _messages_copy(
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
-            [meta.db_table, pk.column, most],
+            [meta.db_table, pk.column, len(rows)],
         )
-        # Unused ids (refused or invalid contacts) are gaps in the sequence, as rollbacks leave.
         ids = [r[0] for r in cursor.fetchall()]
         with cursor.copy(f"COPY {quote(meta.db_table)} ({columns}) FROM STDIN") as copy:
             lines: list[str] = []
-            for pk_value, row in zip(ids, rows, strict=False):
+            for pk_value, row in zip(ids, rows, strict=True):
                 # ADR 0004: empty stays empty. A ciphertext (e1$kid$base64url) needs no escaping.
                 own_text = "\t".join(
                     _copy_text(value)

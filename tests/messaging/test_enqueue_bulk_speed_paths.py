@@ -237,8 +237,7 @@ def test_rows_another_run_inserted_first_are_skipped_and_get_no_second_event(org
     }
     rows = [_Row(p.pk, "", "Popust.", "", "", p.phone, "consent", None, 1) for p in (ana, eve)]
     with transaction.atomic():
-        given, created = _messages_insert(org_a, iter(rows), 2, common, now, "enqueue")
-    assert given == rows
+        created = _messages_insert(org_a, rows, common, now, "enqueue")
     (eve_message,) = Message.objects.filter(dedupe_key="campaign:race", contact=eve)
     assert created == [(eve_message.pk, "consent")]
     assert eve_message.body == "Popust." and eve_message.to_address == eve.phone
@@ -316,7 +315,7 @@ def test_copied_text_comes_back_as_written(org_a, patients):
     odd = "line\nnext\ttab \\N back\\slash"
     rows = [_Row(patients[0].pk, "", odd, "", "", "+38641123456", odd, None, 1)]
     with transaction.atomic():
-        _messages_insert(org_a, iter(rows), 1, common, now, "enqueue")
+        _messages_insert(org_a, rows, common, now, "enqueue")
     message = Message.objects.get(dedupe_key=common["dedupe_key"])
     assert (message.body, message.legal_basis, message.due_at) == (odd, odd, now)
     assert message.events.get().detail == {"legal_basis": odd, "due_at": now.isoformat()}
@@ -466,6 +465,34 @@ def test_a_link_ends_before_the_punctuation_after_it(patients):
         f"Glej (https://t.example.test/c/{pk}/1). Ali https://b.test/, ali http://. Konec: "
         f"https://t.example.test/c/{pk}/2"
     )
+
+
+@pytest.mark.postgres
+def test_a_tracker_that_uses_the_database_and_deferred_contact_fields_work(org_a, patients):
+    """Rendering runs before the COPY opens: the campaigns' tracker writes a row for a new link,
+    and a contact loaded with only() loads its other fields on first use; neither may run while
+    the connection is in COPY mode (on PostgreSQL it would wait forever)."""
+    seen: list[int] = []
+
+    def track(contact, url):
+        seen.append(Message.objects.filter(organisation=org_a).count())
+        return f"https://t.example.test/{contact.pk}"
+
+    contacts = list(
+        type(patients[0]).objects.filter(pk__in=[p.pk for p in patients[:3]]).only("id", "phone")
+    )
+    result = messages_enqueue_bulk(
+        organisation=org_a,
+        contacts=contacts,
+        channel="sms",
+        kind="marketing",
+        purpose="marketing",
+        text="Novo: https://clinic.example.test/a",
+        dedupe_key="campaign:db-tracker",
+        track_links=track,
+    )
+    assert result.created == 3 and seen == [0, 0, 0]
+    assert Message.objects.filter(dedupe_key="campaign:db-tracker").count() == 3
 
 
 def test_transactional_messages_are_not_tracked(org_a, patients):
