@@ -83,13 +83,28 @@ def worker_id() -> str:
 
 # --- claiming ------------------------------------------------------------------------------------
 def _claim_sql(vendor: str) -> str:
+    """The claim statement; its parameters are, in order: kind, due, limit, owner, lease.
+
+    On PostgreSQL the candidate rows are picked in a MATERIALIZED CTE and joined: with the
+    picking subquery inside ``WHERE id IN (...)`` the planner may run it again for every outer
+    row (a nested loop), and each run skips the rows the last one locked, so one claim took far
+    more than its limit and its time grew with the square of the backlog (seen: 8,800 rows
+    claimed in 15 s for a limit of 1,000, by the campaign bench)."""
     table = connection.ops.quote_name(Message._meta.db_table)
-    lock = " FOR UPDATE SKIP LOCKED" if vendor == "postgresql" else ""
     waiting = ", ".join(f"'{s}'" for s in WAITING)
+    if vendor == "postgresql":
+        return (
+            f"WITH picked AS MATERIALIZED (SELECT id FROM {table} "  # noqa: S608
+            f"WHERE status IN ({waiting}) AND kind = %s AND due_at <= %s "
+            "ORDER BY due_at LIMIT %s FOR UPDATE SKIP LOCKED) "
+            f"UPDATE {table} AS m SET status = 'sending', lease_owner = %s, lease_until = %s "
+            "FROM picked WHERE m.id = picked.id RETURNING m.id"
+        )
+    # SQLite runs one writer at a time: the conditional UPDATE is enough.
     return (
         f"UPDATE {table} SET status = 'sending', lease_owner = %s, lease_until = %s "  # noqa: S608
         f"WHERE id IN (SELECT id FROM {table} WHERE status IN ({waiting}) AND kind = %s "
-        f"AND due_at <= %s ORDER BY due_at LIMIT %s{lock}) AND status IN ({waiting}) "
+        f"AND due_at <= %s ORDER BY due_at LIMIT %s) AND status IN ({waiting}) "
         "RETURNING id"
     )
 
@@ -113,7 +128,10 @@ def claim(*, kinds: Sequence[str], limit: int, owner: str, now: dt.datetime) -> 
         for kind in kinds:
             if len(ids) >= limit:
                 break
-            cursor.execute(sql, [owner, lease, kind, due, limit - len(ids)])
+            picking = [kind, due, limit - len(ids)]
+            setting = [owner, lease]
+            params = picking + setting if connection.vendor == "postgresql" else setting + picking
+            cursor.execute(sql, params)
             ids.extend(row[0] for row in cursor.fetchall())
     return ids
 
