@@ -49,16 +49,18 @@ BATCH = 2000
 # audience spread too, and cost one enqueue call per slice and channel.
 WINDOW_SLICES = 20
 _LEASE_SECONDS = 300
-# Only the columns rendering and the eligibility decision read are decrypted.
-_CONTACT_FIELDS = (
-    "pk",
-    "organisation_id",
-    "first_name",
-    "last_name",
-    "email",
-    "phone",
-    "preferred_language",
-)
+# Only the columns rendering reads are loaded (each is a decryption per contact); the address
+# column only for the campaign's channels (WhatsApp and SMS reach the phone).
+_CONTACT_FIELDS = ("pk", "organisation_id", "first_name", "last_name", "preferred_language")
+
+
+def _contact_fields(channels: Sequence[str]) -> tuple[str, ...]:
+    wanted = list(_CONTACT_FIELDS)
+    if "email" in channels:
+        wanted.append("email")
+    if {"sms", "whatsapp"} & set(channels):
+        wanted.append("phone")
+    return tuple(wanted)
 
 
 @dataclass
@@ -190,7 +192,7 @@ def _batch(
             list(
                 Contact.objects.for_organisation(campaign.organisation)
                 .filter(pk__in=todo)
-                .only(*_CONTACT_FIELDS)
+                .only(*_contact_fields(locked.channels))
                 .order_by("pk")
             )
             if todo
