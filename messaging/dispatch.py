@@ -128,8 +128,8 @@ def claim(*, kinds: Sequence[str], limit: int, owner: str, now: dt.datetime) -> 
         for kind in kinds:
             if len(ids) >= limit:
                 break
-            picking: list[object] = [kind, due, limit - len(ids)]
-            setting: list[object] = [owner, lease]
+            picking: list[Any] = [kind, due, limit - len(ids)]
+            setting: list[Any] = [owner, lease]
             params = picking + setting if connection.vendor == "postgresql" else setting + picking
             cursor.execute(sql, params)
             ids.extend(row[0] for row in cursor.fetchall())
