@@ -240,19 +240,31 @@ def _tags_filter(
 BATCH = 5000
 
 
-def _decrypted_match(
-    filters: Mapping[str, Any], gender: str, birth: dt.date | None, today: dt.date
-) -> bool:
-    genders = filters.get("genders")
-    if genders and gender not in genders:
-        return False
-    if "age_min" in filters or "age_max" in filters:
-        if birth is None:
-            return False  # an age band cannot include someone whose age is unknown
-        age = age_on(birth, today)
-        if not filters.get("age_min", 0) <= age <= filters.get("age_max", 130):
-            return False
-    return True
+class _DecryptedFilter:
+    """Gender and age band on raw ciphertexts: a column is decrypted only when the filter
+    needs it, and the birth date only for rows whose gender already matched."""
+
+    def __init__(self, filters: Mapping[str, Any], today: dt.date) -> None:
+        self.genders = set(filters.get("genders", []))
+        self.ages = "age_min" in filters or "age_max" in filters
+        self.age_min = filters.get("age_min", 0)
+        self.age_max = filters.get("age_max", 130)
+        self.today = today
+        self.gender_field = Contact._meta.get_field("gender")
+        self.birth_field = Contact._meta.get_field("birth_date")
+
+    def match(self, gender: str | None, birth: str | None) -> bool:
+        if self.genders:
+            value = self.gender_field.from_db_value(gender, None, connection)
+            if value not in self.genders:
+                return False
+        if self.ages:
+            born = self.birth_field.from_db_value(birth, None, connection)
+            if born is None:
+                return False  # an age band cannot include someone whose age is unknown
+            if not self.age_min <= age_on(born, self.today) <= self.age_max:
+                return False
+        return True
 
 
 def audience_id_batches(
@@ -271,16 +283,23 @@ def audience_id_batches(
     """
     base = audience_queryset(organisation=organisation, filters=filters)
     decrypt = needs_decryption(filters)
-    today = today or timezone.localdate()
+    matcher = _DecryptedFilter(filters, today or timezone.localdate())
     cursor = after
     while True:
         rows = base.filter(pk__gt=cursor).order_by("pk")
         if decrypt:
-            page = list(rows.values_list("pk", "gender", "birth_date")[:batch])
+            # The ciphertexts as stored, without the fields' converters: ``_DecryptedFilter``
+            # decrypts only what it needs.
+            sql, params = rows.values_list("pk", "gender", "birth_date")[
+                :batch
+            ].query.sql_with_params()
+            with connection.cursor() as db:
+                db.execute(sql, params)
+                page = db.fetchall()
             if not page:
                 return
             cursor = page[-1][0]
-            yield cursor, [pk for pk, g, b in page if _decrypted_match(filters, g, b, today)]
+            yield cursor, [pk for pk, g, b in page if matcher.match(g, b)]
         else:
             ids = list(rows.values_list("pk", flat=True)[:batch])
             if not ids:

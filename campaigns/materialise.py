@@ -38,6 +38,7 @@ from campaigns.audiences import (
 )
 from campaigns.models import Campaign, CampaignTemplate, Schedule, State
 from campaigns.services import _move, campaign_start
+from consent.selectors import values_in
 from contacts.models import Contact
 from messaging.models import Kind, Message, MessageTemplate
 from messaging.services import _language, messages_enqueue_bulk
@@ -181,17 +182,17 @@ def _batch(
             refresh()  # the link numbers as committed, read under the lock
         already = set(
             Message.objects.filter(
-                organisation_id=campaign.organisation_id,
-                dedupe_key=campaign.dedupe_key,
-                contact_id__in=ids,
-            ).values_list("contact_id", flat=True)
+                organisation_id=campaign.organisation_id, dedupe_key=campaign.dedupe_key
+            )
+            .filter(values_in(Message, "contact", ids))
+            .values_list("contact_id", flat=True)
         )
         todo = [pk for pk in ids if pk not in already]
         report.skipped_existing += len(already)
         contacts = (
             list(
                 Contact.objects.for_organisation(campaign.organisation)
-                .filter(pk__in=todo)
+                .filter(values_in(Contact, "id", todo))
                 .only(*_contact_fields(locked.channels))
                 .order_by("pk")
             )
