@@ -1115,6 +1115,11 @@ def _messages_insert_orm(
 
 
 # --- cancel --------------------------------------------------------------------------------------
+# Not yet with any worker: waiting, or held by its paused campaign (a withdrawal must not wait
+# for the campaign to resume).
+CANCELLABLE = (*WAITING, Status.HELD.value)
+
+
 def message_cancel(
     *, message: Message, source: str = EventSource.STAFF, reason_code: str = "cancelled"
 ) -> None:
@@ -1125,14 +1130,14 @@ def message_cancel(
     timeline holds no personal data."""
     now = timezone.now()
     with transaction.atomic():
-        changed = Message.objects.filter(pk=message.pk, status__in=WAITING).update(
+        changed = Message.objects.filter(pk=message.pk, status__in=CANCELLABLE).update(
             status=Status.CANCELLED, final_at=now, last_error=reason_code[:300]
         )
         if not changed:
             current = Message.objects.filter(pk=message.pk).values_list("status", flat=True).first()
             raise MessageNotCancellable(
-                f"Message {message.pk} is {current}; only queued or deferred messages can be "
-                "cancelled."
+                f"Message {message.pk} is {current}; only queued, deferred or held messages can "
+                "be cancelled."
             )
         MessageEvent.objects.create(
             organisation_id=message.organisation_id,
@@ -1167,8 +1172,8 @@ def messages_cancel_on_withdrawal(
     cause: str = "",
     **_: object,
 ) -> int:
-    """Receiver of ``consent.signals.consent_withdrawn`` (CON-2): cancel the contact's queued
-    and deferred marketing messages for that purpose on those channels at once, each with the
+    """Receiver of ``consent.signals.consent_withdrawn`` (CON-2): cancel the contact's queued,
+    deferred and held marketing messages for that purpose on those channels at once, each with the
     reason in its timeline (``withdrawn``, ``lapsed`` or ``objection``). Returns how many.
 
     Transactional messages stand on the contract, not on consent, and are left alone. A message
@@ -1181,7 +1186,7 @@ def messages_cancel_on_withdrawal(
         kind=Kind.MARKETING,
         purpose=purpose,
         channel__in=list(channels),
-        status__in=WAITING,
+        status__in=CANCELLABLE,
     ).only("pk", "organisation_id", "status")
     cancelled = 0
     for message in queued:

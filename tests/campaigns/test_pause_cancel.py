@@ -127,3 +127,20 @@ def test_over_the_frequency_cap_is_not_sent(sending, org_a, population):
     }
     assert all(m.refusal_reasons == ["frequency_cap"] for m in capped)
     assert len(fake.outbox) == 1
+
+
+@pytest.mark.obligation("CON-2")
+def test_a_withdrawal_while_paused_cancels_the_held_message_at_once(
+    sending, admin_a, population, django_capture_on_commit_callbacks
+):
+    campaign_pause(campaign=sending, actor=admin_a)
+    with django_capture_on_commit_callbacks(execute=True):
+        consent_withdraw(
+            contact=population["ok"], purpose="marketing", channel="sms", source="unsubscribe_link"
+        )
+    message = Message.objects.get(campaign_id=sending.pk, contact=population["ok"])
+    assert message.status == "cancelled"
+    assert message.last_error == "withdrawn"
+    campaign_resume(campaign=sending, actor=admin_a)
+    dispatch.dispatch_batch(queue=BULK)
+    assert len(fake.outbox) == 2
