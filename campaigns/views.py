@@ -29,6 +29,7 @@ from campaigns.forms import (
     NoteForm,
     StateFilterForm,
 )
+from campaigns.links import click_token_make, click_url
 from campaigns.models import FINAL_STATES, Audience, Campaign, CampaignStep, State
 from campaigns.services import (
     ApprovalRefused,
@@ -229,6 +230,11 @@ def audience_edit(request: HttpRequest, audience_id: int) -> HttpResponse:
 
 
 # --- the builder ---------------------------------------------------------------------------------
+def _sample_tracked_link() -> str:
+    """A click-redirect link as long as a real one in a large clinic (7-digit ids)."""
+    return click_url(click_token_make(999_999, 9_999_999, 1))
+
+
 def _previews(organisation: Any, template_ids: list[int]) -> list[dict[str, Any]]:
     templates = MessageTemplate.objects.for_organisation(organisation).filter(
         pk__in=template_ids, kind=Kind.MARKETING
@@ -238,7 +244,9 @@ def _previews(organisation: Any, template_ids: list[int]) -> list[dict[str, Any]
             "template": t,
             "language_name": LANGUAGE_NAMES.get(t.language[:2], t.language),
             "channel_name": CHANNEL_LABELS.get(t.channel, t.channel),
-            "preview": template_preview(t, {}, organisation=organisation),
+            "preview": template_preview(
+                t, {}, organisation=organisation, tracked_link=_sample_tracked_link()
+            ),
         }
         for t in templates.order_by("channel", "language")
     ]
@@ -371,7 +379,9 @@ def template_preview_json(request: HttpRequest) -> JsonResponse:
         ),
         pk=int(template_id) if template_id.isdigit() else 0,
     )
-    preview = template_preview(template, {}, organisation=_organisation(request))
+    preview = template_preview(
+        template, {}, organisation=_organisation(request), tracked_link=_sample_tracked_link()
+    )
     out: dict[str, Any] = {
         "subject": preview.subject,
         "body": preview.body,

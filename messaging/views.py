@@ -45,6 +45,7 @@ from messaging.segments import SmsEncoding, sms_encoding, transliterate
 from messaging.services import (
     MessageInvalid,
     MessageRefused,
+    _text_links_tracked,
     api_free_text_set,
     message_enqueue,
     provider_account_for,
@@ -223,10 +224,14 @@ def template_preview(
     *,
     organisation: Any,
     contact: Contact | None = None,
+    tracked_link: str | None = None,
 ) -> Preview:
     """The text as a message would carry it: placeholders filled, the opt-out line added to
     marketing SMS (as enqueue adds it), the organisation's transliteration applied, and for SMS
-    the encoding and part count (messaging.segments)."""
+    the encoding and part count (messaging.segments).
+
+    ``tracked_link``: a campaign's links go out through the click redirect; the preview shows
+    this sample of it in their place, so the part count is the one the campaign pays for."""
     marketing = template.kind == Kind.MARKETING
     builtins = {
         "first_name": contact.first_name if contact else SAMPLE["first_name"],
@@ -243,6 +248,9 @@ def template_preview(
         subject, body = (templating.render(p, {**builtins, **values}) for p in parsed)
     except templating.TemplateError as exc:
         return Preview(problems=exc.problems)
+    if tracked_link and marketing:
+        sample = tracked_link
+        body = _text_links_tracked(body, contact, url, lambda _c, _u: sample)  # type: ignore[arg-type]
     preview = Preview(subject=subject, body=body)
     if template.channel != Channel.SMS:
         return preview

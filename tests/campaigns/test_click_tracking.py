@@ -39,3 +39,13 @@ def test_a_forged_or_altered_token_is_refused(client, campaign, population):
     assert client.get(f"/r/{body}.{other}/").status_code == 404
     assert client.get("/r/not-a-token/").status_code == 404
     assert not MessageEvent.objects.filter(kind="clicked").exists()
+
+
+def test_the_builder_preview_counts_parts_with_the_tracked_link(org_a, offer_sms_sl):
+    """The part count the clinic sees is the one it pays for: links go out as redirects."""
+    from campaigns.views import _previews
+
+    [preview] = _previews(org_a, [offer_sms_sl.pk])
+    body = preview["preview"].body
+    assert "https://klinika.example/akcija" not in body
+    assert "https://pep.example.test/r/" in body
