@@ -18,6 +18,7 @@ an append-only ``CampaignStep`` and an audit event.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -59,6 +60,8 @@ class CampaignStateError(ValueError):
 class ApprovalRefused(PermissionError):
     """Four eyes: the author cannot approve, and only a role with the right may."""
 
+
+logger = logging.getLogger("carely.campaigns")
 
 # The shortest window a spread send may have: shorter is "send now" with extra steps.
 MIN_WINDOW = dt.timedelta(minutes=10)
@@ -452,14 +455,7 @@ def _start_on_commit_if_due(campaign: Campaign) -> None:
     if campaign.schedule == Schedule.NOW or (
         campaign.send_at is not None and campaign.send_at <= timezone.now()
     ):
-        pk = campaign.pk
-
-        def kick() -> None:
-            from campaigns.tasks import campaign_materialise
-
-            campaign_materialise.delay(pk)
-
-        transaction.on_commit(kick)
+        _materialise_on_commit(campaign)
 
 
 def campaign_start(*, campaign: Campaign, now: dt.datetime | None = None) -> bool:
@@ -521,12 +517,20 @@ def campaign_cancel(*, campaign: Campaign, actor: User | None, note: str = "") -
 
 
 def _materialise_on_commit(campaign: Campaign) -> None:
+    """Start the materialiser once the transition has committed. If the broker cannot take
+    the task, the transition stands and ``campaigns_tick`` starts it within 30 seconds: an
+    approval must never fail after it was recorded."""
     pk = campaign.pk
 
     def kick() -> None:
         from campaigns.tasks import campaign_materialise
 
-        campaign_materialise.delay(pk)
+        try:
+            campaign_materialise.delay(pk)
+        except Exception:  # the broker's errors are many and library-specific
+            logger.warning(
+                "campaign %s: materialiser not queued; the tick will start it", pk, exc_info=True
+            )
 
     transaction.on_commit(kick)
 

@@ -270,3 +270,20 @@ def test_materialisation_queries_do_not_grow_with_the_batch(
     small = run(5, 200)
     large = run(60, 300)
     assert large <= small + 2  # the keyset pagination may take one more page
+
+
+def test_an_approval_stands_when_the_broker_cannot_take_the_task(
+    campaign, staff_a, admin_a, monkeypatch, django_capture_on_commit_callbacks, caplog
+):
+    from campaigns import tasks
+
+    def broken(*args, **kwargs):
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr(tasks.campaign_materialise, "delay", broken)
+    campaign_submit(campaign=campaign, actor=staff_a)
+    with django_capture_on_commit_callbacks(execute=True):
+        campaign_approve(campaign=campaign, actor=admin_a)
+    campaign.refresh_from_db()
+    assert campaign.state == State.SCHEDULED  # campaigns_tick starts it
+    assert "the tick will start it" in caplog.text
