@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -59,6 +60,8 @@ from messaging.segments import (
     sms_encoding,
     transliterate,
 )
+
+logger = logging.getLogger("carely.messaging")
 
 
 class RefusalReason:
@@ -570,7 +573,11 @@ def dispatch_kick_on_commit(kind: str) -> None:
     def kick() -> None:
         from messaging.tasks import messages_dispatch
 
-        messages_dispatch.apply_async(kwargs={"queue": queue}, queue=queue)
+        try:
+            messages_dispatch.apply_async(kwargs={"queue": queue}, queue=queue)
+        except Exception:  # the broker's errors are many and library-specific
+            # The rows are committed; messages_dispatch_sweep wakes the queue within 15 s.
+            logger.warning("dispatch wake-up for %s not sent; the sweep will", queue, exc_info=True)
 
     kick.messaging_queue = queue  # type: ignore[attr-defined]
     transaction.on_commit(kick)

@@ -245,3 +245,29 @@ def test_bulk_enqueue_reports_refusals_and_skips_what_is_queued(org_a, ana, bor,
     )
     assert again.created == 0 and again.already_queued == 1
     assert Message.objects.filter(campaign_id=1).count() == 1
+
+
+def test_an_enqueue_stands_when_the_broker_cannot_take_the_wake_up(
+    org_a, ana, offer_sms, monkeypatch, django_capture_on_commit_callbacks, caplog
+):
+    """The row is committed; messages_dispatch_sweep wakes the queue within 15 s."""
+    from messaging import tasks
+    from messaging.models import Message
+    from messaging.services import message_enqueue
+
+    def broken(*args, **kwargs):
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr(tasks.messages_dispatch, "apply_async", broken)
+    with django_capture_on_commit_callbacks(execute=True):
+        message = message_enqueue(
+            organisation=org_a,
+            contact=ana,
+            channel="sms",
+            kind="marketing",
+            purpose="marketing",
+            template=offer_sms,
+            dedupe_key="staff:broker-down",
+        )
+    assert Message.objects.get(pk=message.pk).status == "queued"
+    assert "the sweep will" in caplog.text

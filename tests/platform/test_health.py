@@ -23,18 +23,26 @@ def test_readyz_checks_database_broker_and_storage(client):
     assert set(body["checks"]) == {"database", "broker", "storage"}
 
 
+def _pool_reset() -> None:
+    """Close the app's producer pool and drop it, so the next task send builds a new one for the
+    broker URL now configured (a closed pool left in place fails every later send in this
+    process with "Acquire on closed pool")."""
+    celery_app.pool.force_close_all()
+    celery_app._pool = None
+
+
 @pytest.mark.django_db
 def test_readyz_names_the_broker_when_it_is_unreachable(client):
     # A real connection attempt to a closed loopback port, not a mock.
     conf = celery_app.conf
     saved = (conf.broker_url, conf.broker_transport_options)
     conf.broker_url, conf.broker_transport_options = "redis://127.0.0.1:1/0", {}
-    celery_app.pool.force_close_all()
+    _pool_reset()
     try:
         response = client.get("/readyz")
     finally:
         conf.broker_url, conf.broker_transport_options = saved
-        celery_app.pool.force_close_all()
+        _pool_reset()
     body = response.json()
     assert response.status_code == 503
     assert body["failed"] == ["broker"]
