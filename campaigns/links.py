@@ -70,11 +70,10 @@ class ClickTracker:
     """The ``track_links`` callable for one campaign: each distinct URL of the campaign gets a
     number (a ``CampaignLink``), each contact its own token.
 
-    It never touches the database while messages are rendered: on PostgreSQL the outbox rows
-    stream into a COPY as they are rendered, and a query on the same connection then would wait
-    for ever. New URLs are numbered in memory and written by ``flush``; the materialiser calls
-    ``refresh`` after taking the campaign's lock and ``flush`` before the batch commits, so the
-    numbers and the rows whose tokens carry them commit together, one batch at a time.
+    It never touches the database while messages are rendered (on PostgreSQL no other
+    statement may run on a connection while a COPY is open, and the materialiser may render in
+    a forked reader process). New URLs are numbered in memory and kept in ``pending``; the
+    materialiser hands them to the batch that first used them, which writes them with its rows.
     """
 
     def __init__(self, campaign_id: int) -> None:
@@ -88,22 +87,6 @@ class ClickTracker:
     def refresh(self) -> None:
         self.numbers = dict(
             CampaignLink.objects.filter(campaign=self.campaign).values_list("url", "number")
-        )
-        self.pending = {}
-
-    def flush(self) -> None:
-        if not self.pending:
-            return
-        CampaignLink.objects.bulk_create(
-            [
-                CampaignLink(
-                    organisation_id=self.campaign.organisation_id,
-                    campaign=self.campaign,
-                    number=number,
-                    url=url,
-                )
-                for url, number in self.pending.items()
-            ]
         )
         self.pending = {}
 

@@ -1,33 +1,35 @@
 """Materialisation (MSG-4, MSG-9): a sending campaign's audience becomes outbox rows.
 
 The audience is streamed in keyset batches of contact ids (``audience_id_batches``): memory is
-one batch whatever the audience's size. Each batch is one transaction that
-
-1. locks the campaign row (a pause or cancel waits for at most one batch, and two runs of the
-   materialiser take turns instead of both writing),
-2. skips the contacts that already have a message of this campaign on any channel,
-3. tries the campaign's channels in order of preference through ``messages_enqueue_bulk``
-   (one eligibility decision per channel for the contacts still without a message; a contact
-   refused on one channel is tried on the next), each contact with the template of its
-   language or the fallback language,
-4. adds what it found to the campaign's counters and moves the cursor
-   (``materialised_through``) to the batch's last contact id.
+one batch whatever the audience's size. Each batch is first **prepared**, nothing written:
+contacts that already have a message of this campaign are left out, the rest are tried on the
+campaign's channels in order of preference (``messages_prepare_bulk``: one eligibility decision
+per channel; a contact refused on one channel is tried on the next), each with the template of
+its language or the fallback language. Then it is **applied** in one transaction that locks the
+campaign row (a pause or cancel waits for at most one batch; two runs take turns), checks the
+state and the cursor again, leaves out contacts that got a message meanwhile, writes the rows,
+their events and the new link numbers, and moves the cursor (``materialised_through``) with
+the counters.
 
 The cursor and the rows commit together: a crash loses the batch's work, never doubles it, and
-the next run continues from the cursor. Dispatch decides eligibility again for every row
-(MSG-5) and applies the frequency cap and quiet hours.
+the next run continues from the cursor. For large campaigns on PostgreSQL a forked reader
+prepares the next batch while this process applies the current one. Dispatch decides
+eligibility again for every row (MSG-5) and applies the frequency cap and quiet hours.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import multiprocessing
+import traceback
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
+from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from campaigns.audiences import (
@@ -36,12 +38,17 @@ from campaigns.audiences import (
     audience_id_batches,
     combine_channels,
 )
-from campaigns.models import Campaign, CampaignTemplate, Schedule, State
+from campaigns.models import Campaign, CampaignLink, CampaignTemplate, Schedule, State
 from campaigns.services import _move, campaign_start
 from consent.selectors import values_in
 from contacts.models import Contact
 from messaging.models import Kind, Message, MessageTemplate
-from messaging.services import _language, messages_enqueue_bulk
+from messaging.services import (
+    PreparedEnqueue,
+    _language,
+    messages_insert_prepared,
+    messages_prepare_bulk,
+)
 
 logger = logging.getLogger("carely.campaigns")
 
@@ -122,7 +129,6 @@ def _run(
     report: MaterialiseReport,
 ) -> MaterialiseReport:
     organisation = campaign.organisation
-    templates = _templates(campaign)
     if campaign.audience_total == 0 and campaign.materialised_through == 0:
         # The total, for spreading a window send; also shown as progress.
         total = audience_final_queryset(
@@ -130,20 +136,30 @@ def _run(
         ).count()
         Campaign.objects.filter(pk=campaign.pk).update(audience_total=total)
         campaign.audience_total = total
-    for cursor, ids in audience_id_batches(
-        organisation=organisation,
-        filters=campaign.audience_filters,
-        after=campaign.materialised_through,
-        batch=batch,
-    ):
-        cache.touch(_lease_key(campaign.pk), _LEASE_SECONDS)
-        done = _batch(campaign, cursor, ids, templates, now, track_links, report)
-        if not done:
-            return report
-        report.batches += 1
-        if stop_after_batches is not None and report.batches >= stop_after_batches:
-            report.stopped_because = "stop_after_batches"
-            return report
+    remaining = campaign.audience_total - campaign.targeted
+    forked = (
+        connection.vendor == "postgresql"
+        and not connection.in_atomic_block
+        and remaining >= settings.CAMPAIGN_MATERIALISE_FORK_MIN_CONTACTS
+    )
+    batches = (
+        _prepared_batches_forked(campaign, batch, now, track_links)
+        if forked
+        else _prepared_batches(campaign, batch, now, track_links)
+    )
+    try:
+        for prepared in batches:
+            cache.touch(_lease_key(campaign.pk), _LEASE_SECONDS)
+            if not _apply(campaign, prepared, report):
+                return report
+            report.batches += 1
+            if stop_after_batches is not None and report.batches >= stop_after_batches:
+                report.stopped_because = "stop_after_batches"
+                return report
+    finally:
+        close = getattr(batches, "close", None)
+        if close is not None:
+            close()  # a forked producer is stopped here
     with transaction.atomic():
         locked = Campaign.objects.select_for_update().get(pk=campaign.pk)
         if locked.state == State.SENDING and locked.materialised_at is None:
@@ -160,87 +176,139 @@ def _templates(campaign: Campaign) -> dict[tuple[str, str], MessageTemplate]:
     }
 
 
-def _batch(
+@dataclass
+class PreparedBatch:
+    """One batch decided and rendered, nothing written: what ``_apply`` writes. Picklable, so
+    the forked producer can send it down a pipe."""
+
+    cursor: int
+    ids: list[int]
+    already: set[int]
+    calls: list[PreparedEnqueue]
+    # Contacts no channel takes, with their reasons per channel.
+    excluded: dict[int, dict[str, list[str]]]
+    # Link numbers the tracker gave out for this batch (url -> number), written with it.
+    links: dict[str, int]
+
+
+def _existing(campaign: Campaign, ids: Sequence[int]) -> set[int]:
+    """Contacts of ``ids`` that already have a message of this campaign, on any channel."""
+    return set(
+        Message.objects.filter(
+            organisation_id=campaign.organisation_id, dedupe_key=campaign.dedupe_key
+        )
+        .filter(values_in(Message, "contact", ids))
+        .values_list("contact_id", flat=True)
+    )
+
+
+def _prepared_batches(
+    campaign: Campaign,
+    batch: int,
+    now: dt.datetime | None,
+    track_links: Callable[[Contact, str], str] | None,
+) -> Iterator[PreparedBatch]:
+    """The audience from the campaign's cursor, batch by batch, decided and rendered."""
+    templates = _templates(campaign)
+    position = campaign.targeted
+    for cursor, ids in audience_id_batches(
+        organisation=campaign.organisation,
+        filters=campaign.audience_filters,
+        after=campaign.materialised_through,
+        batch=batch,
+    ):
+        yield _prepare(campaign, cursor, ids, position, templates, now, track_links)
+        position += len(ids)
+
+
+def _prepared_batches_forked(
+    campaign: Campaign,
+    batch: int,
+    now: dt.datetime | None,
+    track_links: Callable[[Contact, str], str] | None,
+) -> Iterator[PreparedBatch]:
+    """``_prepared_batches`` in a forked child, one batch ahead of the writer.
+
+    Loading, deciding and rendering a batch is about as much work as writing it, and threads
+    would share one interpreter lock (ADR 0008 measured that for imports), so a process
+    prepares while this one writes. The connections are closed before the fork, so each side
+    opens its own; the pipe's back-pressure keeps the child at most a batch or two ahead. The
+    child only reads: every write, and every check that must hold at the write (the campaign's
+    state, its cursor, messages queued meanwhile), stays with the writer under the campaign's
+    lock (``_apply``). A failure in the child comes back as a ``RuntimeError`` with its
+    traceback."""
+    connections.close_all()
+    context = multiprocessing.get_context("fork")
+    receiver, sender = context.Pipe(duplex=False)
+
+    def produce() -> None:
+        receiver.close()
+        try:
+            for prepared in _prepared_batches(campaign, batch, now, track_links):
+                sender.send(("batch", prepared))
+            sender.send(("end",))
+        except BaseException:  # reported to the writer, which raises it
+            sender.send(("crash", traceback.format_exc()))
+        finally:
+            sender.close()
+            connections.close_all()
+
+    child = context.Process(target=produce, name="campaign-materialise-reader", daemon=True)
+    child.start()
+    sender.close()
+    try:
+        while True:
+            try:
+                message = receiver.recv()
+            except EOFError:
+                child.join(5)
+                raise RuntimeError(
+                    "the materialiser's reading process ended unexpectedly "
+                    f"(exit code {child.exitcode})"
+                ) from None
+            if message[0] == "end":
+                return
+            if message[0] == "batch":
+                yield message[1]
+            else:
+                raise RuntimeError(f"the materialiser's reading process failed:\n{message[1]}")
+    finally:
+        receiver.close()
+        if child.is_alive():
+            child.terminate()
+        child.join(5)
+
+
+def _prepare(
     campaign: Campaign,
     cursor: int,
     ids: list[int],
+    position: int,
     templates: dict[tuple[str, str], MessageTemplate],
     now: dt.datetime | None,
     track_links: Callable[[Contact, str], str] | None,
-    report: MaterialiseReport,
-) -> bool:
-    """One batch in one transaction; False when the campaign stopped (paused, cancelled)."""
-    with transaction.atomic():
-        locked = Campaign.objects.select_for_update().get(pk=campaign.pk)
-        if locked.state != State.SENDING:
-            report.stopped_because = locked.state
-            return False
-        if locked.materialised_through >= cursor:
-            return True  # another run did this batch
-        refresh = getattr(track_links, "refresh", None)
-        if refresh is not None:
-            refresh()  # the link numbers as committed, read under the lock
-        already = set(
-            Message.objects.filter(
-                organisation_id=campaign.organisation_id, dedupe_key=campaign.dedupe_key
-            )
-            .filter(values_in(Message, "contact", ids))
-            .values_list("contact_id", flat=True)
-        )
-        todo = [pk for pk in ids if pk not in already]
-        report.skipped_existing += len(already)
-        contacts = (
-            list(
-                Contact.objects.for_organisation(campaign.organisation)
-                .filter(values_in(Contact, "id", todo))
-                .only(*_contact_fields(locked.channels))
-                .order_by("pk")
-            )
-            if todo
-            else []
-        )
-        tally = _enqueue(locked, contacts, templates, now, track_links)
-        flush = getattr(track_links, "flush", None)
-        if flush is not None:
-            flush()  # new link numbers commit with the rows whose tokens carry them
-        _count(locked, tally, len(ids), cursor)
-        report.contacts += len(ids)
-        report.queued += tally.eligible
-        for reason, count in tally.excluded.items():
-            report.excluded[reason] = report.excluded.get(reason, 0) + count
-    return True
-
-
-def _due_slices(
-    campaign: Campaign, contacts: list[Contact], now: dt.datetime
-) -> list[tuple[dt.datetime, list[Contact]]]:
-    if campaign.schedule != Schedule.WINDOW or not contacts:
-        return [(max(campaign.send_at or now, now), contacts)]
-    assert campaign.send_at is not None and campaign.send_until is not None
-    span = (campaign.send_until - campaign.send_at).total_seconds()
-    total = max(campaign.audience_total, 1)
-    size = max(1, -(-len(contacts) // WINDOW_SLICES))
-    slices = []
-    for start in range(0, len(contacts), size):
-        position = campaign.targeted + start
-        due = campaign.send_at + dt.timedelta(seconds=span * min(position / total, 1.0))
-        slices.append((max(due, now), contacts[start : start + size]))
-    return slices
-
-
-def _enqueue(
-    campaign: Campaign,
-    contacts: list[Contact],
-    templates: dict[tuple[str, str], MessageTemplate],
-    now: dt.datetime | None,
-    track_links: Callable[[Contact, str], str] | None,
-) -> AudienceCount:
-    """The channel cascade for one batch; returns what happened, as counts."""
+) -> PreparedBatch:
+    """The channel cascade for one batch, without writing: contacts that already have a message
+    of the campaign are left out, the rest are tried channel by channel in preference order,
+    each with the template of its language or the fallback language."""
     now = now or timezone.now()
     organisation = campaign.organisation
-    tally = AudienceCount(by_channel={c: 0 for c in campaign.channels})
-    reasons: dict[int, dict[str, list[str]]] = defaultdict(dict)
-    for due, group in _due_slices(campaign, contacts, now):
+    already = _existing(campaign, ids)
+    todo = [pk for pk in ids if pk not in already]
+    contacts = (
+        list(
+            Contact.objects.for_organisation(organisation)
+            .filter(values_in(Contact, "id", todo))
+            .only(*_contact_fields(campaign.channels))
+            .order_by("pk")
+        )
+        if todo
+        else []
+    )
+    calls: list[PreparedEnqueue] = []
+    excluded: dict[int, dict[str, list[str]]] = {}
+    for due, group in _due_slices(campaign, contacts, now, position):
+        reasons: dict[int, dict[str, list[str]]] = defaultdict(dict)
         pending = group
         for channel in campaign.channels:
             if not pending:
@@ -258,7 +326,7 @@ def _enqueue(
                 by_template[template.pk].append(contact)
                 chosen[template.pk] = template
             for template_id, members in by_template.items():
-                result = messages_enqueue_bulk(
+                call = messages_prepare_bulk(
                     organisation=organisation,
                     contacts=members,
                     channel=channel,
@@ -271,20 +339,96 @@ def _enqueue(
                     campaign_id=campaign.pk,
                     track_links=track_links,
                 )
-                for pk, codes in result.refused.items():
+                for pk, codes in call.result.refused.items():
                     reasons[pk][channel] = list(codes)
-                for pk in result.invalid:
+                for pk in call.result.invalid:
                     reasons[pk][channel] = ["invalid"]
-                queued = len(members) - len(result.refused) - len(result.invalid)
-                tally.by_channel[channel] += queued
-                tally.eligible += queued
+                calls.append(call)
             # Refused, invalid or without a template here: the next channel may take them.
             pending = [c for c in pending if channel in reasons.get(c.pk, {})]
         for contact in pending:
-            _, reason = combine_channels(reasons[contact.pk], campaign.channels)
+            excluded[contact.pk] = reasons[contact.pk]
+    links: dict[str, int] = {}
+    pending_links = getattr(track_links, "pending", None)
+    if isinstance(pending_links, dict):
+        links = dict(pending_links)
+        pending_links.clear()  # handed to this batch's write
+    return PreparedBatch(cursor, ids, already, calls, excluded, links)
+
+
+def _apply(campaign: Campaign, prepared: PreparedBatch, report: MaterialiseReport) -> bool:
+    """Write one prepared batch in one transaction under the campaign's lock; False when the
+    campaign stopped (paused, cancelled). Contacts that got a message of the campaign since the
+    batch was prepared (another run) are left out, and the cursor moves with the rows."""
+    with transaction.atomic():
+        locked = Campaign.objects.select_for_update().get(pk=campaign.pk)
+        if locked.state != State.SENDING:
+            report.stopped_because = locked.state
+            return False
+        if locked.materialised_through >= prepared.cursor:
+            return True  # another run wrote this batch
+        meanwhile = _existing(campaign, prepared.ids) - prepared.already
+        _links_write(campaign, prepared.links)
+        tally = AudienceCount(by_channel={c: 0 for c in campaign.channels})
+        for call in prepared.calls:
+            result = messages_insert_prepared(call, skip_contacts=meanwhile)
+            tally.by_channel[call.common["channel"]] += result.created
+            tally.eligible += result.created
+        for pk, per_channel in prepared.excluded.items():
+            if pk in meanwhile:
+                continue
+            _, reason = combine_channels(per_channel, campaign.channels)
             assert reason is not None
             tally.excluded[reason] = tally.excluded.get(reason, 0) + 1
-    return tally
+        _count(locked, tally, len(prepared.ids), prepared.cursor)
+        report.contacts += len(prepared.ids)
+        report.skipped_existing += len(prepared.already | meanwhile)
+        report.queued += tally.eligible
+        for reason, count in tally.excluded.items():
+            report.excluded[reason] = report.excluded.get(reason, 0) + count
+    return True
+
+
+def _links_write(campaign: Campaign, links: dict[str, int]) -> None:
+    """The link numbers handed out for this batch, written with the rows whose tokens carry
+    them. Two runs that numbered the same link differently cannot both commit: the second
+    fails here and its batch is rolled back (a later run does it again)."""
+    if not links:
+        return
+    CampaignLink.objects.bulk_create(
+        [
+            CampaignLink(
+                organisation_id=campaign.organisation_id, campaign=campaign, number=n, url=url
+            )
+            for url, n in links.items()
+        ],
+        ignore_conflicts=True,
+    )
+    stored = dict(
+        CampaignLink.objects.filter(campaign=campaign, url__in=list(links)).values_list(
+            "url", "number"
+        )
+    )
+    if stored != links:
+        raise RuntimeError(
+            f"campaign {campaign.pk}: another run numbered its links differently; run again"
+        )
+
+
+def _due_slices(
+    campaign: Campaign, contacts: list[Contact], now: dt.datetime, position: int
+) -> list[tuple[dt.datetime, list[Contact]]]:
+    if campaign.schedule != Schedule.WINDOW or not contacts:
+        return [(max(campaign.send_at or now, now), contacts)]
+    assert campaign.send_at is not None and campaign.send_until is not None
+    span = (campaign.send_until - campaign.send_at).total_seconds()
+    total = max(campaign.audience_total, 1)
+    size = max(1, -(-len(contacts) // WINDOW_SLICES))
+    slices = []
+    for start in range(0, len(contacts), size):
+        due = campaign.send_at + dt.timedelta(seconds=span * min((position + start) / total, 1.0))
+        slices.append((max(due, now), contacts[start : start + size]))
+    return slices
 
 
 def _count(campaign: Campaign, tally: AudienceCount, handled: int, cursor: int) -> None:

@@ -248,6 +248,11 @@ else:
 CONTACT_FILE_MAX_BYTES = env.number("CONTACT_FILE_MAX_BYTES", 25 * 1024 * 1024, minimum=1)
 # CSV imports of at least this many bytes (about 13,000 rows a MiB) read and validate in a forked
 # child process while the worker writes (ADR 0008); smaller ones are not worth the fork.
+# Campaigns of at least this many contacts are materialised with a forked reader process that
+# decides and renders the next batch while the worker writes (campaigns.materialise).
+CAMPAIGN_MATERIALISE_FORK_MIN_CONTACTS = env.number(
+    "CAMPAIGN_MATERIALISE_FORK_MIN_CONTACTS", 20000, minimum=0
+)
 CONTACT_IMPORT_PARALLEL_MIN_BYTES = env.number(
     "CONTACT_IMPORT_PARALLEL_MIN_BYTES", 1024 * 1024, minimum=0
 )

@@ -14,7 +14,7 @@ import datetime as dt
 import json
 import logging
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from html import unescape
 from typing import Any, NamedTuple
@@ -811,6 +811,60 @@ def messages_enqueue_bulk(
     """``message_enqueue`` for many contacts at once (a campaign's batch): one eligibility
     decision for the batch, one insert, one wake-up. Refused and invalid contacts are reported
     per contact id instead of raised; rows already queued under ``dedupe_key`` are skipped.
+    ``messages_prepare_bulk`` then ``messages_insert_prepared``; see the first for the details."""
+    return messages_insert_prepared(
+        messages_prepare_bulk(
+            organisation=organisation,
+            contacts=contacts,
+            channel=channel,
+            kind=kind,
+            purpose=purpose,
+            template=template,
+            variables=variables,
+            text=text,
+            send_at=send_at,
+            dedupe_key=dedupe_key,
+            created_by=created_by,
+            campaign_id=campaign_id,
+            track_links=track_links,
+        )
+    )
+
+
+@dataclass
+class PreparedEnqueue:
+    organisation_id: int
+    kind: str
+    rows: list[_Row]
+    common: dict[str, Any]
+    now: dt.datetime
+    source: str
+    result: BulkEnqueueResult
+
+
+def messages_prepare_bulk(
+    *,
+    organisation: Organisation,
+    contacts: Sequence[Contact],
+    channel: str,
+    kind: str,
+    purpose: str,
+    template: MessageTemplate | None = None,
+    variables: Mapping[int, Mapping[str, Any]] | None = None,
+    text: str | None = None,
+    send_at: dt.datetime | None = None,
+    dedupe_key: str,
+    created_by: User | None = None,
+    campaign_id: int | None = None,
+    track_links: LinkTracker | None = None,
+) -> PreparedEnqueue:
+    """``messages_enqueue_bulk`` without the write: the eligibility decision and the rendered rows
+    of a batch, nothing written (the campaign materialiser prepares the next batch in another
+    process while this one is written). Picklable.
+
+    ``message_enqueue`` for many contacts at once (a campaign's batch): one eligibility
+    decision for the batch, one insert, one wake-up. Refused and invalid contacts are reported
+    per contact id instead of raised; rows already queued under ``dedupe_key`` are skipped.
 
     ``track_links(contact, url)``: for marketing, the URL each link of the text is replaced by
     (the click-tracking redirect); see ``_Renderer``.
@@ -908,12 +962,27 @@ def messages_enqueue_bulk(
     # (which may query or write, as the campaigns' does for a new link) and may load a contact's
     # deferred field, and no other statement can run on the connection while a COPY is open.
     rows = list(prepared())
+    return PreparedEnqueue(organisation.pk, kind, rows, common, now, source, result)
+
+
+def messages_insert_prepared(
+    prepared: PreparedEnqueue, *, skip_contacts: Collection[int] = ()
+) -> BulkEnqueueResult:
+    """Write what ``messages_prepare_bulk`` prepared (the rows and their ``queued`` events, one
+    wake-up on commit), leaving out ``skip_contacts`` (counted as already queued). Returns the
+    prepared result with ``created`` filled in."""
+    result = prepared.result
+    rows = [r for r in prepared.rows if r.contact_id not in skip_contacts]
+    result.already_queued += len(prepared.rows) - len(rows)
     created: list[tuple[int, str]] = []
     if rows:
+        organisation = Organisation.objects.get(pk=prepared.organisation_id)
         with transaction.atomic():
-            created = _messages_insert(organisation, rows, common, now, source)
+            created = _messages_insert(
+                organisation, rows, prepared.common, prepared.now, prepared.source
+            )
             if created:
-                dispatch_kick_on_commit(kind)
+                dispatch_kick_on_commit(prepared.kind)
     result.created = len(created)
     result.already_queued += len(rows) - len(created)
     return result
