@@ -47,7 +47,12 @@ def mo(text, *, sender="38641123456", keyword="", message_id="mo-1", received=No
                 "text": text,
                 "cleanText": text,
                 "keyword": keyword,
-                "receivedAt": received or infobip_time(),
+                # Infobip's time has milliseconds only: truncating "now" could date the reply
+                # before a consent recorded a few microseconds earlier in the same test, which
+                # would then rightly win over it. A millisecond later, truncated, is never
+                # earlier than now (and the webhook caps a future time at its own now).
+                "receivedAt": received
+                or infobip_time(timezone.now() + dt.timedelta(milliseconds=1)),
                 "smsCount": 1,
                 "price": {"pricePerMessage": 0, "currency": "EUR"},
                 "callbackData": None,
