@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from consent.links import unsubscribe_url
 from consent.selectors import consent_states
@@ -43,7 +44,9 @@ def test_unsubscribe_then_preferences_in_the_browser(live_server, page, transact
     page.screenshot(path=str(RESULTS / "consent-unsubscribe.png"), full_page=True)
 
     page.get_by_role("button", name="Yes, unsubscribe").click()
-    assert page.get_by_role("heading", name="You are unsubscribed").is_visible()
+    # The click submits a form: wait for the answer page instead of looking at once (is_visible
+    # does not wait, and on a busy machine the old page was still there).
+    expect(page.get_by_role("heading", name="You are unsubscribed")).to_be_visible()
     page.screenshot(path=str(RESULTS / "consent-unsubscribed.png"), full_page=True)
 
     page.get_by_role("link", name="See or change all your choices").click()
