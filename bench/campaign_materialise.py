@@ -34,7 +34,6 @@ import datetime as dt
 import json
 import os
 import resource
-import socket
 import statistics
 import subprocess
 import sys
@@ -44,6 +43,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench._support import ensure_database, free_port  # noqa: E402
+
 DB_NAME = "carely_bench_campaigns"
 os.environ.setdefault("DATABASE_URL", f"postgres://postgres@127.0.0.1:5432/{DB_NAME}")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/10")
@@ -57,24 +58,6 @@ os.environ.setdefault("MESSAGING_RATE_LIMIT_PER_SECOND", "200")
 BULK = "messaging-bulk"
 FIRST = ["Ana", "Bor", "Cvetka", "Damjan", "Eva", "Filip", "Gaja", "Hana", "Igor", "Jana"]
 LAST = ["Novak", "Horvat", "Krajnc", "Zupančič", "Kovač", "Potočnik", "Mlakar", "Vidmar"]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _ensure_database() -> None:
-    import psycopg
-
-    url = os.environ["DATABASE_URL"]
-    name = url.rsplit("/", 1)[-1]
-    admin = url.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
-        if not exists:
-            conn.execute(f'CREATE DATABASE "{name}"')
 
 
 # --- child processes --------------------------------------------------------------------------
@@ -413,9 +396,9 @@ def main() -> None:
     if args.worker:
         child_worker(args.worker)
         return
-    port = _free_port()
+    port = free_port()
     os.environ["INFOBIP_BASE_URL"] = f"http://127.0.0.1:{port}"
-    _ensure_database()
+    ensure_database()
     import django
 
     django.setup()

@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -36,6 +35,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench._support import ensure_database, free_port  # noqa: E402
+
 DB_NAME = "carely_bench_messaging"
 os.environ.setdefault("DATABASE_URL", f"postgres://postgres@127.0.0.1:5432/{DB_NAME}")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/9")
@@ -49,24 +50,6 @@ os.environ.setdefault("MESSAGING_LEASE_SECONDS", "5")
 os.environ.setdefault("MESSAGING_RECONCILE_GRACE_SECONDS", "3")
 os.environ.setdefault("MESSAGING_BACKOFF_BASE_SECONDS", "1")
 BULK = "messaging-bulk"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _ensure_database() -> None:
-    import psycopg
-
-    url = os.environ["DATABASE_URL"]
-    name = url.rsplit("/", 1)[-1]
-    admin = url.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
-        if not exists:
-            conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def worker(stop_file: str) -> None:
@@ -112,9 +95,9 @@ def main() -> None:
         worker(args.worker)
         return
 
-    port = _free_port()
+    port = free_port()
     os.environ["INFOBIP_BASE_URL"] = f"http://127.0.0.1:{port}"
-    _ensure_database()
+    ensure_database()
     import django
 
     django.setup()

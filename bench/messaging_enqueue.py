@@ -38,6 +38,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench._support import ensure_database  # noqa: E402
+
 DB_NAME = "carely_bench_enqueue"
 os.environ.setdefault("DATABASE_URL", f"postgres://postgres@127.0.0.1:5432/{DB_NAME}")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/11")
@@ -46,18 +48,6 @@ os.environ.setdefault("CARELY_PUBLIC_BASE_URL", "https://pep.example.test")
 
 FIRST = ["Ana", "Bor", "Cvetka", "Damjan", "Eva", "Filip", "Gaja", "Hana", "Igor", "Jana"]
 LAST = ["Novak", "Horvat", "Krajnc", "Zupančič", "Kovač", "Potočnik", "Mlakar", "Vidmar"]
-
-
-def _ensure_database() -> None:
-    import psycopg
-
-    url = os.environ["DATABASE_URL"]
-    name = url.rsplit("/", 1)[-1]
-    admin = url.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
-        if not exists:
-            conn.execute(f'CREATE DATABASE "{name}"')
 
 
 def _seed(organisation, count: int) -> list[int]:  # type: ignore[no-untyped-def]
@@ -218,7 +208,7 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--keep", action="store_true", help="keep the organisation's messages")
     args = parser.parse_args()
-    _ensure_database()
+    ensure_database()
     import django
 
     django.setup()
