@@ -470,7 +470,9 @@ def campaigns_complete(*, now: dt.datetime | None = None, ids: Sequence[int] | N
     done = 0
     for campaign in candidates:
         busy = Message.objects.filter(
+            # The outbox's unique index leads with (organisation, dedupe key).
             organisation_id=campaign.organisation_id,
+            dedupe_key=campaign.dedupe_key,
             campaign_id=campaign.pk,
             status__in=open_statuses,
         ).exists()

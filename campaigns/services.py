@@ -548,7 +548,9 @@ def _messages_move(
         with transaction.atomic():
             ids = list(
                 Message.objects.filter(
+                    # The outbox's unique index leads with (organisation, dedupe key).
                     organisation_id=campaign.organisation_id,
+                    dedupe_key=campaign.dedupe_key,
                     campaign_id=campaign.pk,
                     status__in=list(from_statuses),
                 )

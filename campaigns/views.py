@@ -414,7 +414,9 @@ def sms_summary(encoding: Any) -> str:
 def _stoppable(campaign: Campaign) -> int:
     """Messages of the campaign that no worker has handed over yet: what pause or cancel stops."""
     return Message.objects.filter(
+        # The outbox's unique index leads with (organisation, dedupe key): no table scan.
         organisation_id=campaign.organisation_id,
+        dedupe_key=campaign.dedupe_key,
         campaign_id=campaign.pk,
         status__in=[*WAITING, MessageStatus.HELD],
     ).count()
@@ -422,7 +424,12 @@ def _stoppable(campaign: Campaign) -> int:
 
 def _progress(campaign: Campaign) -> dict[str, Any]:
     sent = Message.objects.filter(
-        organisation_id=campaign.organisation_id, campaign_id=campaign.pk, status__in=_SENT
+        # The outbox's unique index leads with (organisation, dedupe key): the progress bar
+        # polls this, and the outbox grows with every campaign ever sent.
+        organisation_id=campaign.organisation_id,
+        dedupe_key=campaign.dedupe_key,
+        campaign_id=campaign.pk,
+        status__in=_SENT,
     ).count()
     total, queued = campaign.audience_total, campaign.queued
     return {
