@@ -480,7 +480,7 @@ def campaign_pause(*, campaign: Campaign, actor: User | None) -> Campaign:
         campaign = _locked(campaign)
         _require_state(campaign, State.SCHEDULED, State.SENDING, doing="paused")
         campaign = _move(campaign, State.PAUSED, "paused", actor)
-    _messages_move(campaign, WAITING, MessageStatus.HELD, "campaign_paused")
+    _settle_now_or_later(campaign)
     return campaign
 
 
@@ -495,7 +495,7 @@ def campaign_resume(*, campaign: Campaign, actor: User | None) -> Campaign:
             _start_on_commit_if_due(campaign)
         else:
             _materialise_on_commit(campaign)
-    _messages_move(campaign, (MessageStatus.HELD,), MessageStatus.QUEUED, "campaign_resumed")
+    _settle_now_or_later(campaign)
     return campaign
 
 
@@ -510,9 +510,7 @@ def campaign_cancel(*, campaign: Campaign, actor: User | None, note: str = "") -
         campaign = _move(
             campaign, State.CANCELLED, "cancelled", actor, note, finished_at=timezone.now()
         )
-    _messages_move(
-        campaign, (*WAITING, MessageStatus.HELD), MessageStatus.CANCELLED, "campaign_cancelled"
-    )
+    _settle_now_or_later(campaign)
     return campaign
 
 
@@ -536,15 +534,73 @@ def _materialise_on_commit(campaign: Campaign) -> None:
 
 
 _BATCH = 2000
+# A pause, resume or cancel moves at most this many messages inside the staff member's request
+# (about 2 s); the rest are moved by the campaign_messages_settle task, and campaigns_tick is the
+# safety net. Meanwhile dispatch already refuses the rows of a paused or cancelled campaign.
+INLINE_MOVE_LIMIT = 10_000
+
+# What each state wants of the campaign's messages no worker has: (from, to, reason).
+_SETTLE: dict[str, tuple[tuple[str, ...], str, str]] = {
+    State.PAUSED: (WAITING, MessageStatus.HELD, "campaign_paused"),
+    State.CANCELLED: (
+        (*WAITING, MessageStatus.HELD),
+        MessageStatus.CANCELLED,
+        "campaign_cancelled",
+    ),
+    State.SENDING: ((MessageStatus.HELD,), MessageStatus.QUEUED, "campaign_resumed"),
+    State.SCHEDULED: ((MessageStatus.HELD,), MessageStatus.QUEUED, "campaign_resumed"),
+}
+
+
+def campaign_messages_settle(*, campaign: Campaign, limit: int | None = None) -> bool:
+    """Bring the campaign's messages that no worker has in line with its state: held while
+    paused, cancelled once cancelled, waiting again once resumed. At most ``limit`` (None: all);
+    True when nothing is left to move. A transition made meanwhile stops this run: the newer
+    transition's own settling takes over."""
+    rule = _SETTLE.get(campaign.state)
+    if rule is None:
+        return True
+    from_statuses, to_status, reason = rule
+    return _messages_move(campaign, from_statuses, to_status, reason, limit=limit)
+
+
+def _settle_now_or_later(campaign: Campaign) -> None:
+    if campaign_messages_settle(campaign=campaign, limit=INLINE_MOVE_LIMIT):
+        return
+    pk = campaign.pk
+
+    def kick() -> None:
+        from campaigns.tasks import campaign_messages_settle as settle_task
+
+        try:
+            settle_task.delay(pk)
+        except Exception:  # the broker's errors are many and library-specific
+            logger.warning(
+                "campaign %s: settling not queued; the tick will do it", pk, exc_info=True
+            )
+
+    transaction.on_commit(kick)
 
 
 def _messages_move(
-    campaign: Campaign, from_statuses: Sequence[str], to_status: str, reason: str
-) -> int:
+    campaign: Campaign,
+    from_statuses: Sequence[str],
+    to_status: str,
+    reason: str,
+    *,
+    limit: int | None = None,
+) -> bool:
     """Move the campaign's messages in ``from_statuses`` to ``to_status`` in batches, each with
-    an event: a 100,000-message campaign never holds one long transaction over the outbox."""
+    an event: a 100,000-message campaign never holds one long transaction over the outbox.
+    True when none is left; False when ``limit`` was reached or the campaign's state changed."""
     moved = 0
+    state = campaign.state
     while True:
+        if limit is not None and moved >= limit:
+            return False
+        current = Campaign.objects.filter(pk=campaign.pk).values_list("state", flat=True).first()
+        if current != state:
+            return False
         with transaction.atomic():
             ids = list(
                 Message.objects.filter(
@@ -559,7 +615,7 @@ def _messages_move(
                 .values_list("pk", flat=True)[:_BATCH]
             )
             if not ids:
-                return moved
+                return True
             now = timezone.now()
             update: dict[str, Any] = {"status": to_status}
             if to_status == MessageStatus.CANCELLED:

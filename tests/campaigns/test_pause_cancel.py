@@ -144,3 +144,42 @@ def test_a_withdrawal_while_paused_cancels_the_held_message_at_once(
     campaign_resume(campaign=sending, actor=admin_a)
     dispatch.dispatch_batch(queue=BULK)
     assert len(fake.outbox) == 2
+
+
+@pytest.mark.obligation("MSG-4")
+def test_a_large_pause_moves_the_rest_later_and_dispatch_holds_them_meanwhile(
+    sending, admin_a, monkeypatch
+):
+    """Inside the request only the first INLINE_MOVE_LIMIT rows move; dispatch already holds
+    the others (the campaign is paused), and the settle task or the tick moves the rest."""
+    from campaigns import services, tasks
+
+    monkeypatch.setattr(services, "INLINE_MOVE_LIMIT", 1)
+    monkeypatch.setattr(services, "_BATCH", 1)
+    queued_settles = []
+    monkeypatch.setattr(tasks.campaign_messages_settle, "delay", queued_settles.append)
+    campaign_pause(campaign=sending, actor=admin_a)
+    assert statuses(sending).count("held") == 1
+    dispatch.dispatch_batch(queue=BULK)
+    assert fake.outbox == []
+    assert statuses(sending) == ["held"] * 3
+    # Cancel: one row inline, the settle task the rest.
+    campaign_cancel(campaign=sending, actor=admin_a)
+    assert statuses(sending).count("cancelled") == 1
+    tasks.campaign_messages_settle(sending.pk)
+    assert statuses(sending) == ["cancelled"] * 3
+
+
+def test_the_tick_settles_what_a_lost_task_left(sending, admin_a, monkeypatch):
+    from campaigns import services, tasks
+
+    monkeypatch.setattr(services, "INLINE_MOVE_LIMIT", 1)
+    monkeypatch.setattr(services, "_BATCH", 1)
+    monkeypatch.setattr(tasks.campaign_messages_settle, "delay", lambda pk: None)  # lost
+    campaign_pause(campaign=sending, actor=admin_a)
+    assert statuses(sending).count("held") == 1
+    monkeypatch.setattr(services, "INLINE_MOVE_LIMIT", 10_000)
+    monkeypatch.setattr(tasks.campaign_materialise, "delay", lambda pk: None)
+    report = tasks.campaigns_tick()
+    assert report["unsettled"] == 0
+    assert statuses(sending) == ["held"] * 3
