@@ -99,6 +99,7 @@ INSTALLED_APPS = [
     "consent",
     "messaging",
     "campaigns",
+    "dsr",
 ]
 
 MIDDLEWARE = [
