@@ -264,6 +264,9 @@ class DsrStep(models.Model):
             raise AppendOnlyError("Request steps are never changed.")
         super().save(*args, **kwargs)  # type: ignore[arg-type]
 
+    def __str__(self) -> str:
+        return f"step {self.kind} of request {self.request_id}"
+
 
 class VerificationCode(models.Model):
     """A one-time code (DSR-3) sent to an address on file; only its hash is stored."""
@@ -279,6 +282,9 @@ class VerificationCode(models.Model):
     attempts = models.PositiveSmallIntegerField(default=0)
     used_at = models.DateTimeField(null=True, blank=True)
     superseded_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"code {self.pk} of request {self.request_id}"
 
 
 class AttachmentKind(models.TextChoices):
@@ -309,6 +315,9 @@ class DsrAttachment(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     uploaded_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"attachment {self.pk} ({self.kind})"
 
 
 class ArtifactKind(models.TextChoices):
@@ -347,6 +356,9 @@ class DsrArtifact(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     removed_at = models.DateTimeField(null=True, blank=True)
 
+    def __str__(self) -> str:
+        return f"{self.kind} {self.pk}"
+
 
 class NoticeKind(models.TextChoices):
     RECEIPT = "receipt", "receipt"
@@ -384,6 +396,9 @@ class DsrNotice(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     sent_at = models.DateTimeField(null=True, blank=True)
 
+    def __str__(self) -> str:
+        return f"notice {self.kind} of request {self.request_id}"
+
 
 class RecipientNotification(models.Model):
     """DSR-12: one recipient the data was disclosed to, told of a rectification, erasure or
@@ -403,6 +418,9 @@ class RecipientNotification(models.Model):
     detail = models.JSONField(default=dict, blank=True)
     notified_at = models.DateTimeField(default=timezone.now)
 
+    def __str__(self) -> str:
+        return f"{self.action} to {self.recipient}"
+
 
 class PortabilityPush(models.Model):
     """DSR-7: the subject's portable data sent to another controller's HTTPS endpoint."""
@@ -418,3 +436,6 @@ class PortabilityPush(models.Model):
     sha256 = models.CharField(max_length=64, blank=True)
     error = models.CharField(max_length=300, blank=True)
     pushed_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"push {self.pk} of request {self.request_id}"
