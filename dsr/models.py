@@ -257,15 +257,15 @@ class DsrStep(models.Model):
     class Meta:
         ordering: ClassVar = ["at", "pk"]
 
+    def __str__(self) -> str:
+        return f"step {self.kind} of request {self.request_id}"
+
     def save(self, *args: object, **kwargs: object) -> None:
         from carely.audit.models import AppendOnlyError
 
         if self.pk is not None and not kwargs.get("force_insert"):
             raise AppendOnlyError("Request steps are never changed.")
         super().save(*args, **kwargs)  # type: ignore[arg-type]
-
-    def __str__(self) -> str:
-        return f"step {self.kind} of request {self.request_id}"
 
 
 class VerificationCode(models.Model):
