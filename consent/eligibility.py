@@ -66,6 +66,14 @@ class LegalBasis:
     CONSENT = "consent"
     CONTRACT = "contract"
     LEGITIMATE_INTEREST = "legitimate_interest"
+    LEGAL_OBLIGATION = "legal_obligation"
+
+
+# Transactional purposes the controller owes by law rather than by contract: answering a
+# data-subject request (GDPR Art. 12). They reach a person whatever the relationship, a
+# restriction (Art. 18(3) even requires telling the subject) or an objection; only an address
+# on file is needed.
+LEGAL_OBLIGATION_PURPOSES = frozenset({"data_subject_request"})
 
 
 @dataclass(frozen=True)
@@ -139,6 +147,8 @@ def eligibility_decide(
     - Both need the channel's address (WhatsApp uses the phone), an unrestricted contact (CNT-4)
       and an organisation that is not suspended (TEN-3). An id that no longer exists in the
       organisation is "erased".
+    - A transactional message for a purpose in ``LEGAL_OBLIGATION_PURPOSES`` (answering a
+      data-subject request) needs only the channel's address. Basis: "legal_obligation".
 
     Refusals list every reason that applies (``Reason``), so a report can say all of them.
     Raises ``EligibilityQueryError`` for an unknown kind, channel or purpose.
@@ -222,6 +232,11 @@ def eligibility_decide(
             continue
         (_, email, phone, external_id, restricted_at, rel_status, started, ended, birth) = row
         reasons: list[str] = []
+        if not marketing and purpose in LEGAL_OBLIGATION_PURPOSES:
+            if not (email if _USES_EMAIL[channel] else phone):
+                reasons.append(Reason.NO_ADDRESS)
+            decisions[contact_id] = _decision(contact_id, reasons, LegalBasis.LEGAL_OBLIGATION)
+            continue
         if suspended_at is not None:
             reasons.append(Reason.ORGANISATION_SUSPENDED)
         if restricted_at is not None:

@@ -275,6 +275,7 @@ def _render(
     variables: Mapping[str, Any],
     text: str | None,
     track_links: LinkTracker | None = None,
+    subject: str = "",
 ) -> Rendered:
     """One contact's message (``message_enqueue``); a batch keeps one ``_Renderer``."""
     return _Renderer(
@@ -286,6 +287,7 @@ def _render(
         template=template,
         text=text,
         track_links=track_links,
+        subject=subject,
     ).render(contact, variables)
 
 
@@ -362,8 +364,10 @@ class _Renderer:
         template: MessageTemplate | None,
         text: str | None,
         track_links: LinkTracker | None = None,
+        subject: str = "",
     ) -> None:
         self.organisation = organisation
+        self.subject = subject
         self.account = account
         self.channel = channel
         self.marketing = kind == Kind.MARKETING
@@ -424,7 +428,7 @@ class _Renderer:
         else:
             if given:
                 raise MessageInvalid(["variables need a template; a free text is sent as written."])
-            subject, body, html_body = "", (self.text or ""), ""
+            subject, body, html_body = self.subject, (self.text or ""), ""
             used = set()
         if not body.strip():
             raise MessageInvalid(["The message is empty: give a template or a text."])
@@ -593,6 +597,7 @@ def message_enqueue(
     template: MessageTemplate | None = None,
     variables: Mapping[str, Any] | None = None,
     text: str | None = None,
+    subject: str = "",
     send_at: dt.datetime | None = None,
     dedupe_key: str,
     created_by: User | None = None,
@@ -605,7 +610,7 @@ def message_enqueue(
     - A second call with the same ``dedupe_key`` for the same contact and channel returns the
       first message and changes nothing.
     - Renders now: ``MessageInvalid`` names every missing or unknown variable, an e-mail without
-      a subject, an SMS over 25 parts.
+      a subject, an SMS over 25 parts. A free ``text`` sent by e-mail takes its ``subject``.
     - Decides eligibility now (and dispatch decides again): ``MessageRefused(reasons)``.
     - Marketing always respects quiet hours; a transactional message only when asked to.
     """
@@ -630,6 +635,7 @@ def message_enqueue(
         template=template,
         variables=variables or {},
         text=text,
+        subject=subject,
     )
     now = timezone.now()
     decision = sending_decide(

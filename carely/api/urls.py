@@ -17,6 +17,7 @@ urlpatterns = [
     path("v1/", include("consent.api.urls")),
     path("v1/", include("messaging.api.urls")),
     path("v1/", include("campaigns.api.urls")),
+    path("v1/", include("dsr.api.urls")),
     path("schema/", SpectacularAPIView.as_view(**_public), name="schema"),
     path(
         "docs/",
