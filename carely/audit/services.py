@@ -21,6 +21,11 @@ _LOOKS_PERSONAL = (
     re.compile(r"\+?\d[\d .()/-]{6,}\d"),  # a phone number or similar long digit run
 )
 _MAX_DETAIL_TEXT = 120
+# An ISO date or time ("2026-04-30", "2026-04-30T23:59:59+02:00") is a long digit run too, but
+# no one's phone number: deadlines are recorded as such.
+_ISO_DATE = re.compile(
+    r"^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2})?)?$"
+)
 # Keyed hashes go under keys ending in "_hash" and must look like one (hex or base64url digest).
 _HASH_VALUE = re.compile(r"^(?:[0-9a-f]{64}|[A-Za-z0-9_-]{43})$")
 
@@ -44,7 +49,7 @@ def _check_details(details: dict[str, Any], path: str = "details") -> None:
         elif isinstance(value, str):
             if len(value) > _MAX_DETAIL_TEXT:
                 raise PersonalDataInAudit(f"{where}: free text does not belong in the audit log")
-            if any(pattern.search(value) for pattern in _LOOKS_PERSONAL):
+            if not _ISO_DATE.match(value) and any(p.search(value) for p in _LOOKS_PERSONAL):
                 raise PersonalDataInAudit(
                     f"{where}: looks like an e-mail or phone number; record an id or a keyed hash"
                 )

@@ -10,7 +10,7 @@ does not allow is a 409 saying what must happen first.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 from django.db.models import QuerySet
 from django.utils import timezone
