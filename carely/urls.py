@@ -20,6 +20,8 @@ urlpatterns = [
     path("files/", include("files.urls")),
     path("messages/", include("messaging.web_urls")),
     path("campaigns/", include("campaigns.web_urls")),
+    # The subject's copy of an access or portability response: the link is the secret.
+    path("dsr/download/", include("dsr.download_urls")),
     path("settings/api-keys/", include("carely.api.web_urls")),
     # What providers call (Infobip reports and replies, SES via SNS); each authenticates itself.
     path("webhooks/", include("messaging.webhook_urls")),

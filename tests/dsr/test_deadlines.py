@@ -92,7 +92,7 @@ def test_extension_after_the_first_month_is_refused(org_a, ana):
     request = make_request(org_a, ana, received_at=received)
     with (
         _frozen(dt.datetime(2026, 3, 1, 8, 0, tzinfo=LJ)),
-        pytest.raises(DsrConflict, match="within the first month, by 28.02.2026"),
+        pytest.raises(DsrConflict, match=r"within the first month, by 28\.02\.2026"),
     ):
         dsr_extend_deadline(request, reason="Many years of records across three systems.")
     request.refresh_from_db()
@@ -136,7 +136,7 @@ def test_complaint_after_fifteen_days_is_refused(org_a, ana):
     request = make_request(
         org_a, ana, state=State.EXECUTED, decided_at=dt.datetime(2026, 4, 1, 12, 0, tzinfo=LJ)
     )
-    with pytest.raises(DsrConflict, match="15 days for a complaint ended on 16.04.2026"):
+    with pytest.raises(DsrConflict, match=r"15 days for a complaint ended on 16\.04\.2026"):
         dsr_complaint_open(
             request,
             details="The response left out my appointment reminders.",
