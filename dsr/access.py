@@ -277,7 +277,7 @@ def _lang(request: DataSubjectRequest) -> str:
     return "en" if (request.language or "").lower().startswith("en") else "sl"
 
 
-def _subject_of(request: DataSubjectRequest) -> tuple[Contact, Organisation]:
+def request_subject(request: DataSubjectRequest) -> tuple[Contact, Organisation]:
     contact = request.contact
     organisation = request.organisation
     if contact is None or organisation is None or contact.organisation_id != organisation.pk:
@@ -478,7 +478,7 @@ def copy_files(archive: zipfile.ZipFile, walk: Walk) -> list[dict[str, Any]]:
 # --- writers ---------------------------------------------------------------------------------
 
 
-def _dump(value: Any) -> str:
+def json_text(value: Any) -> str:
     return json.dumps(value, cls=DjangoJSONEncoder, ensure_ascii=False)
 
 
@@ -492,7 +492,7 @@ def _cell(value: Any, empty: str) -> str:
     if isinstance(value, bool):
         return "✓" if value else "✗"
     if isinstance(value, list | dict):
-        return escape(_dump(value))
+        return escape(json_text(value))
     return escape(str(value)).replace("\n", "<br>")
 
 
@@ -514,15 +514,15 @@ def _write_data(subject: Subject, language: str, js: IO[str], html: IO[str], wal
             take_files(entry, obj, row, subject.kind, walk)
             if count == 0:
                 title = model_title(entry.label, language)
-                js.write(("" if first_model else "]},") + f"\n{_dump(entry.label)}: ")
-                js.write(_dump({"title": title})[:-1] + ', "rows": [\n')
+                js.write(("" if first_model else "]},") + f"\n{json_text(entry.label)}: ")
+                js.write(json_text({"title": title})[:-1] + ', "rows": [\n')
                 html.write(
                     f'<section class="model" id="{escape(entry.label)}"><h3>{escape(title)}</h3>\n'
                 )
                 first_model = False
             else:
                 js.write(",\n")
-            js.write(_dump(row))
+            js.write(json_text(row))
             html.write(_row_html(row, texts["empty"]))
             count += 1
         if count:
@@ -685,7 +685,7 @@ def artifact_store(
 def access_package_build(request: DataSubjectRequest, *, actor: Actor) -> tuple[DsrArtifact, str]:
     """Build the subject's access response (DSR-6) and store it; returns the artifact and the
     plaintext token of its download link (``dsr.downloads.download_url(token)``)."""
-    contact, organisation = _subject_of(request)
+    contact, organisation = request_subject(request)
     language = _lang(request)
     subject = Subject("contact", organisation.pk, contact.pk)
     texts = TEXTS[language]
@@ -699,7 +699,7 @@ def access_package_build(request: DataSubjectRequest, *, actor: Actor) -> tuple[
             open(json_path, "w", encoding="utf-8") as js,
             open(html_path, "w", encoding="utf-8") as html,
         ):
-            js.write(_dump(head)[:-1] + ", ")
+            js.write(json_text(head)[:-1] + ", ")
             html.write(
                 render_to_string(
                     "dsr/access/access_head.html", {"t": texts, "head": head, "org": organisation}
@@ -709,7 +709,7 @@ def access_package_build(request: DataSubjectRequest, *, actor: Actor) -> tuple[
             with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as archive:
                 files = copy_files(archive, walk)
                 info = _information(request, organisation, contact, walk, language, files)
-                js.write(", " + _dump(info)[1:] + "\n")
+                js.write(", " + json_text(info)[1:] + "\n")
                 html.write(
                     render_to_string(
                         "dsr/access/access_tail.html",
