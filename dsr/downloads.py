@@ -25,7 +25,7 @@ from django.http import FileResponse, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.urls import reverse
-from django.utils import timezone, translation
+from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from carely.audit.access_log import access_log_record
@@ -105,8 +105,21 @@ def _count_failure(request: HttpRequest) -> None:
 
 
 def _language(request: HttpRequest) -> str:
-    language = translation.get_language_from_request(request) or "sl"
-    return "en" if language.startswith("en") else "sl"
+    """Slovenian or English by the browser's Accept-Language (highest q wins); Slovenian when
+    the browser names neither, as the clinics' patients mostly read it."""
+    best, best_q = "sl", -1.0
+    for part in request.headers.get("Accept-Language", "").split(","):
+        tag, _, params = part.strip().partition(";")
+        language = tag.strip().lower()[:2]
+        if language not in ("sl", "en"):
+            continue
+        try:
+            q = float(params.strip()[2:]) if params.strip().startswith("q=") else 1.0
+        except ValueError:
+            continue
+        if q > best_q:
+            best, best_q = language, q
+    return best
 
 
 def _gone(request: HttpRequest, *, status: int = 404) -> HttpResponse:
