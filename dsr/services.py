@@ -921,7 +921,7 @@ def _execute_access(
     from dsr.downloads import download_url
 
     artifact, token = access_package_build(request, actor=actor)
-    result = {"artifact_id": artifact.pk, "bytes": artifact.size, "sha256": artifact.sha256}
+    result = {"artifact_id": artifact.pk, "bytes": artifact.size, "content_hash": artifact.sha256}
     context = {"link": download_url(token), "expires": artifact.expires_at}
     return result, context, None, False
 

@@ -18,6 +18,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, mixins, status
 from rest_framework.decorators import action
+from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -36,6 +37,10 @@ _FILTERS = [
     ),
     OpenApiParameter("overdue", OpenApiTypes.BOOL, description="Only open requests past due."),
 ]
+
+
+# Evidence of identity and information the subject sent come as files (multipart).
+_WITH_FILES = [JSONParser, MultiPartParser]
 
 
 def _conflict(request: Request, exc: services.DsrConflict) -> Response:
@@ -148,7 +153,7 @@ class DsrViewSet(
         return self._reply(obj)
 
     @extend_schema(request=s.VerifyInSerializer, responses=s.DsrSerializer)
-    @action(detail=True, methods=["post"], url_path="verify")
+    @action(detail=True, methods=["post"], url_path="verify", parser_classes=_WITH_FILES)
     def verify(self, request: Request, pk: str | None = None) -> Response:
         """Identity (DSR-3): send a code to the address on file, check a code, or attest."""
 
@@ -195,7 +200,7 @@ class DsrViewSet(
         )
 
     @extend_schema(request=s.InfoReceivedInSerializer, responses=s.DsrSerializer)
-    @action(detail=True, methods=["post"], url_path="info-received")
+    @action(detail=True, methods=["post"], url_path="info-received", parser_classes=_WITH_FILES)
     def info_received(self, request: Request, pk: str | None = None) -> Response:
         return self._run(
             request,
