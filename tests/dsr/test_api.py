@@ -27,7 +27,7 @@ def test_create_returns_state_due_date_and_steps(dsr_api, ana):
     assert body["contact"] == ana.pk
     assert body["due_on"] == "2026-02-28"
     assert body["due_at"].startswith("2026-02-28T23:59:59")
-    assert [s["kind"] for s in body["steps"]][0] == "received"
+    assert body["steps"][0]["kind"] == "received"
     assert "ana@example.test" not in response.content.decode()  # never echoed back
     listed = dsr_api.get("/api/v1/dsr/").json()
     assert [r["id"] for r in listed["results"]] == [body["id"]]
