@@ -43,7 +43,7 @@ from carely.audit.models import AccessAction, AccessPurpose
 from carely.orgs.models import Organisation
 from carely.privacy.collect import export_value, subject_entries, subject_queryset
 from carely.privacy.describe import RETENTION_CATEGORIES
-from carely.privacy.records import records_of_processing
+from carely.privacy.records import Activity, records_of_processing
 from carely.privacy.registry import FieldEntry, ModelEntry, Subject, registry
 from contacts.models import Contact
 from dsr.models import ArtifactKind, DataSubjectRequest, DsrArtifact
@@ -189,6 +189,8 @@ TEXTS = {
         "automated": "Automated decision-making",
         "empty": "none",
         "machine": "The same content, machine-readable, is in access.json in this ZIP.",
+        "basis_not_recorded": "The clinic has not yet recorded the legal basis of this "
+        "purpose in its records of processing; ask the clinic and it will tell you.",
     },
     "sl": {
         "title": "Vaši osebni podatki",
@@ -225,6 +227,8 @@ TEXTS = {
         "automated": "Avtomatizirano odločanje",
         "empty": "ni",
         "machine": "Enaka vsebina v strojno berljivi obliki je v datoteki access.json.",
+        "basis_not_recorded": "Ambulanta pravne podlage za ta namen še ni vpisala v evidenco "
+        "dejavnosti obdelave; vprašajte ambulanto in vam jo bo sporočila.",
     },
 }
 
@@ -548,6 +552,18 @@ def _history(contact: Contact) -> list[dict[str, Any]]:
     ]
 
 
+def _activity_row(activity: Activity, present: set[str], language: str) -> dict[str, Any]:
+    row: dict[str, Any] = {**activity.as_row(), "models": sorted(activity.models & present)}
+    if activity.purpose is None:
+        # The records say "add this purpose" to the DPO; the subject is told plainly instead.
+        row["name"] = activity.slug.replace("_", " ").capitalize()
+        row["legal_basis"] = TEXTS[language]["basis_not_recorded"]
+        row["legal_basis_recorded"] = False
+    else:
+        row["legal_basis_recorded"] = True
+    return row
+
+
 def _processing(
     organisation: Organisation, models_with_rows: list[str], language: str
 ) -> dict[str, Any]:
@@ -557,7 +573,7 @@ def _processing(
     present = set(models_with_rows)
     with translation.override(language):
         activities = [
-            {**activity.as_row(), "models": sorted(activity.models & present)}
+            _activity_row(activity, present, language)
             for activity in records_of_processing(organisation=organisation)
             if activity.models & present
         ]
