@@ -447,7 +447,9 @@ def _subject_contact(request: DataSubjectRequest) -> Contact:
             f"Request {request.reference} is in the platform queue; forward it to the clinic "
             "that holds the patient's data, which erases it there."
         )
-    if request.contact_id is None or request.subject_confirmed_at is None:
+    # The workflow sets ``contact`` only once the subject is matched to exactly one contact or
+    # the DPO confirmed one; which of the two is the workflow's business.
+    if request.contact_id is None:
         raise ErasureInvalid(
             f"Request {request.reference} has no confirmed contact; confirm which contact it is "
             "about before erasing."

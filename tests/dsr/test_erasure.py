@@ -373,8 +373,9 @@ def test_a_request_row_the_registry_cannot_reach_fails_verification(
 
 @pytest.mark.obligation("DSR-9")
 def test_a_request_without_a_confirmed_contact_is_refused(org_a):
-    contact = make_contact(org_a, first_name="Eva")
-    request = make_request(org_a, contact, type="erasure", subject_confirmed_at=None)
+    contact = make_contact(org_a, first_name="Eva", email="eva@example.test")
+    # Several candidates, none confirmed yet: the request names no contact.
+    request = make_request(org_a, None, type="erasure", subject_email="eva@example.test")
     with pytest.raises(ErasureInvalid, match="no confirmed contact"):
         erasure_execute(request, actor=ACTOR)
     assert Contact.objects.filter(pk=contact.pk).exists()
