@@ -355,3 +355,50 @@ def org_a_contacts(org):
     from contacts.models import Contact
 
     return Contact.objects.for_organisation(org).only("pk")
+
+
+def _messages(org, contact, start, count, size=1000):
+    Message.objects.bulk_create(
+        (
+            Message(
+                organisation=org,
+                contact=contact,
+                channel="email",
+                kind="transactional",
+                purpose="appointment_reminders",
+                body=f"{n:06d}" + "x" * (size - 6),
+                dedupe_key=f"long:{n}",
+            )
+            for n in range(start, start + count)
+        ),
+        batch_size=500,
+    )
+
+
+def _peak_building(request, actor):
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        artifact, _token = access_package_build(request, actor=actor)
+        _current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return artifact, peak
+
+
+@pytest.mark.obligation("DSR-6")
+def test_a_long_message_history_is_streamed_not_held_in_memory(org_a, ana, dpo_a):  # noqa: F811
+    actor = Actor.user(dpo_a.pk)
+    request = make_request(org_a, ana, language="en")
+    _messages(org_a, ana, 0, 1500)
+    _artifact, small = _peak_building(request, actor)
+    _messages(org_a, ana, 1500, 4500)  # four times the history: 6 MB of message text
+    artifact, large = _peak_building(request, actor)
+
+    _archive, html, data = unpack(artifact)
+    assert len(rows(data, "messaging.Message")) == 6000
+    assert "005999" in html
+    # Rows are read in chunks and written out as they come: four times the messages must not
+    # take four times the memory (held in memory, the large build would need 6 MB more).
+    assert large < small * 1.5, (small, large)
