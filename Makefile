@@ -5,7 +5,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
-TYPED := carely/lib carely/orgs carely/api carely/web carely/audit carely/privacy contacts files consent messaging campaigns
+TYPED := carely/lib carely/orgs carely/api carely/web carely/audit carely/privacy contacts files consent messaging campaigns dsr
 
 .PHONY: run test obligations lint format typecheck smoke install install-test chromium clean-var
 
