@@ -668,7 +668,7 @@ def _contact_factory(
             contact._state = ModelState()
             contact.__dict__.update(zip(attnames, values, strict=True))
         else:
-            contact = Contact(*values)
+            contact = Contact(*values)  # type: ignore[misc,unused-ignore]  # values in field order
         organisation_field.set_cached_value(contact, organisation)  # as organisation=... does
         return contact
 
