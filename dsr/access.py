@@ -12,6 +12,14 @@ The "about the processing" part (purposes, legal bases, categories, recipients, 
 ``records_of_processing`` and ``registry.describe()`` restricted to the models where the subject
 actually has rows, so nobody is told about processing that never touched them.
 
+``access.json`` (format ``carely-access/1``), keys in this order: ``format``, ``language``,
+``generated_at``, ``request``, ``controller``, ``subject``, ``data`` (``{"app.Model": {"title",
+"rows": [...]}}``, each row ``id``, context columns, then the registry's export columns),
+``rectification_history``, ``files`` (path in the ZIP, size, sha256, or ``missing``),
+``source``, ``processing`` (one activity per purpose), ``categories``, ``recipients``,
+``retention``, ``stores`` (per model), ``rights``, ``supervisory_authority``,
+``automated_decision_making``. ``access.html`` shows the same in the request's language.
+
 Rows are read with ``iterator()`` and written as they come into two temporary files (HTML and
 JSON) in one pass, so a long message history is decrypted once and never held in memory; the
 number of queries depends on the number of registry models, not on the organisation's size.

@@ -143,7 +143,9 @@ def portability_package_build(
                 subject, column_filter=keep, context=False, entries=entries
             ):
                 first_row = True
+                count = 0
                 for obj, row in rows:
+                    count += 1
                     take_files(entry, obj, row, subject.kind, walk)
                     if first_row:
                         js.write(("" if first_model else "],") + f"\n{json_text(entry.label)}: [\n")
@@ -157,7 +159,7 @@ def portability_package_build(
                         writer.writerow(
                             [entry.label, row["id"], safe_cell(name), safe_cell(_csv_value(value))]
                         )
-                walk.counts[entry.label] = 0 if first_row else 1
+                walk.counts[entry.label] = count
             js.write(("" if first_model else "]") + "}")
             with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as archive:
                 files = copy_files(archive, walk)
