@@ -292,6 +292,14 @@ def dsr_receive(
         )
         request.save()
         candidates = [contact] if contact is not None else dsr_candidates(request)
+        if organisation is None and subject_kind == SubjectKind.STAFF_USER:
+            from dsr.platform import platform_user_match
+
+            user = platform_user_match(cleaned.get("email", ""))
+            if user is not None:
+                request.subject_user = user
+                request.state = State.AWAITING_VERIFICATION
+                _save(request, "subject_user", "state")
         if len(candidates) == 1:
             request.contact = candidates[0]
             request.state = State.AWAITING_VERIFICATION
@@ -403,6 +411,8 @@ def dsr_code_send(
             "sending a verification code",
         )
         contact = request.contact
+        if request.organisation is None and request.subject_user is not None:
+            return _platform_code_send(request, actor)
         if contact is None or request.organisation is None:
             raise DsrConflict(
                 "Confirm which contact the request is about first: a code only goes to an "
@@ -467,6 +477,36 @@ def dsr_code_send(
             actor=actor,
             data={"channel": channel, "code_id": record.pk, "expires_in_minutes": CODE_MINUTES},
         )
+    return record
+
+
+def _platform_code_send(request: DataSubjectRequest, actor: Actor | None) -> VerificationCode:
+    from dsr.notices import render_notice
+    from dsr.platform import platform_code_deliver
+
+    user = request.subject_user
+    assert user is not None
+    code = f"{secrets.randbelow(1_000_000):06d}"
+    record = VerificationCode.objects.create(
+        organisation_id=None,
+        request=request,
+        channel="email",
+        code_hash=_code_hash(request, code),
+        expires_at=_now() + dt.timedelta(minutes=CODE_MINUTES),
+    )
+    subject, text = render_notice(
+        request, NoticeKind.VERIFICATION_CODE, {"code": code, "minutes": CODE_MINUTES}
+    )
+    platform_code_deliver(user, subject, text)
+    if request.state == State.RECEIVED:
+        request.state = State.AWAITING_VERIFICATION
+        _save(request, "state")
+    dsr_step_add(
+        request,
+        StepKind.CODE_SENT,
+        actor=actor,
+        data={"channel": "email", "code_id": record.pk, "expires_in_minutes": CODE_MINUTES},
+    )
     return record
 
 
@@ -879,21 +919,33 @@ def dsr_execute(
                 f"The request was decided “{Decision(request.decision).label}”; there is "
                 "nothing to carry out. Close it."
             )
-        if request.organisation is None or request.contact is None:
-            raise DsrConflict(
-                "Carrying out a request needs its confirmed contact; platform requests are "
-                "carried out by the platform DPO by hand and closed with a note."
-            )
+        if request.organisation is not None and request.contact is None:
+            raise DsrConflict("Carrying out a request needs its confirmed contact.")
         if params:
             dsr_params_set(request, params, actor=actor)
         merged = _params(request)
-        executor = _EXECUTORS[RequestType(request.type)]
-        result, notice_context, address, contact_gone = executor(request, merged, user, actor)
+        note = ""
+        try:
+            if request.organisation is None:
+                from dsr.platform import platform_execute
+
+                result, notice_context, address, contact_gone, note = platform_execute(
+                    request, merged, actor
+                )
+            else:
+                executor = _EXECUTORS[RequestType(request.type)]
+                result, notice_context, address, contact_gone = executor(
+                    request, merged, user, actor
+                )
+        except _REFUSED_INPUT as exc:
+            raise DsrInvalid({_INPUT_FIELD.get(type(exc).__name__, "params"): [str(exc)]}) from exc
+        except _REFUSED_STATE as exc:
+            raise DsrConflict(str(exc)) from exc
         request.result = result
         request.executed_at = _now()
         request.state = State.EXECUTED
         _save(request, "result", "executed_at", "state")
-        dsr_step_add(request, StepKind.EXECUTED, actor=actor, data=_summary(result))
+        dsr_step_add(request, StepKind.EXECUTED, actor=actor, note=note, data=_summary(result))
         if request.type in (RequestType.ACCESS, RequestType.PORTABILITY):
             notice_context["complaint_until"] = deadlines.complaint_deadline(_today())
         notice_send(
@@ -904,6 +956,18 @@ def dsr_execute(
             contact_gone=contact_gone,
         )
     return request
+
+
+def _refusals() -> tuple[tuple[type[Exception], ...], tuple[type[Exception], ...]]:
+    from dsr.erasure import ErasureIncomplete, ErasureInvalid
+    from dsr.platform import PlatformRequestInvalid
+    from dsr.portability import PushUrlRefused
+
+    return (PushUrlRefused, PlatformRequestInvalid), (ErasureIncomplete, ErasureInvalid)
+
+
+_REFUSED_INPUT, _REFUSED_STATE = _refusals()
+_INPUT_FIELD = {"PushUrlRefused": "push_url", "PlatformRequestInvalid": "note"}
 
 
 def _summary(result: Mapping[str, Any]) -> dict[str, Any]:
