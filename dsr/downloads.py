@@ -49,7 +49,8 @@ def token_hash(token: str) -> str:
 
 def download_token_issue(artifact: DsrArtifact, *, days: int = DEFAULT_DAYS) -> str:
     """Give ``artifact`` a new link secret valid for ``days`` days; returns the plaintext token
-    (the only copy: put it in the notice). An earlier link of the same artifact stops working."""
+    (the only copy: put it in the notice). An earlier link of the same artifact stops working.
+    A saved artifact is updated here; an unsaved one gets the fields for its first save."""
     if days < 1:
         raise ValueError(f"A download link must stay valid at least one day, not {days}.")
     token = secrets.token_urlsafe(32)
