@@ -550,7 +550,8 @@ def stamp_age(stamp: str) -> float | None:
         shown = signing.loads(stamp, salt=STAMP_SALT, max_age=FORM_MAX_SECONDS)
     except signing.BadSignature:
         return None
-    return time.time() - float(shown)
+    age = time.time() - float(shown)
+    return age if age <= FORM_MAX_SECONDS else None
 
 
 class PlatformRequestForm(PublicRequestForm):
