@@ -192,6 +192,8 @@ def _suppression_keep(contact: Contact, digests: SubjectDigests) -> tuple[bool, 
     listed = existing.exists()
     if not (objected or listed):
         return False, 0
+    if not digests.by_kind:
+        return True, 0  # no address to keep a hash of: nothing can be matched again anyway
     suppression_add(
         organisation=organisation,
         email=contact.email or "",

@@ -314,6 +314,41 @@ def test_a_subject_who_never_objected_leaves_no_suppression_entry(
 
 
 @pytest.mark.obligation("DSR-9")
+@pytest.mark.obligation("CON-6")
+def test_a_subject_on_the_suppression_list_keeps_an_entry_for_each_address(
+    org_a, django_capture_on_commit_callbacks
+):
+    from consent.services import suppression_add
+
+    history = subject_with_history(org_a, objected=False)
+    suppression_add(organisation=org_a, phone=PHONE)  # listed by phone only, no objection
+
+    result = _execute(history.request, django_capture_on_commit_callbacks)
+
+    assert result["suppression"] == {"kept": True, "entries": 3}
+    kinds = set(SuppressionEntry.objects.filter(organisation=org_a).values_list("kind", flat=True))
+    assert kinds == {"email", "phone", "external_id"}
+    assert result["verification"]["passed"] is True
+
+
+@pytest.mark.obligation("DSR-9")
+def test_a_subject_without_any_address_who_objected_is_erased(
+    org_a, django_capture_on_commit_callbacks
+):
+    contact = make_contact(org_a, first_name="Ivo", last_name="Brez", email="ivo@example.test")
+    objection_record(contact=contact, kind="direct_marketing", source="staff")
+    Contact.objects.filter(pk=contact.pk).update(email="", email_bidx=None)
+    SuppressionEntry.objects.filter(organisation=org_a).delete()
+    request = make_request(org_a, contact, type="erasure", state=State.DECIDED)
+
+    result = _execute(request, django_capture_on_commit_callbacks)
+
+    assert result["suppression"] == {"kept": True, "entries": 0}
+    assert result["verification"]["passed"] is True
+    assert not Contact.objects.filter(pk=contact.pk).exists()
+
+
+@pytest.mark.obligation("DSR-9")
 def test_a_bounce_record_of_the_address_goes_with_the_subject(
     org_a, django_capture_on_commit_callbacks
 ):
