@@ -909,8 +909,62 @@ def dsr_execute(
     actor: Actor | None = None,
 ) -> DataSubjectRequest:
     """Carry out a granted request through the service that owns the right, tell recipients
-    (DSR-12) and the subject. Runs once: a second call is refused (nothing is done twice)."""
+    (DSR-12) and the subject. Runs once: a second call is refused (nothing is done twice).
+
+    A portability push to another controller is made after the commit, outside the request's
+    lock (it may take 20 s), and recorded whatever it answers. If anything fails, files the
+    attempt already wrote to storage are removed, so no response is left without its row."""
     actor = actor or current_actor()
+    push_url = str((params or {}).get("push_url") or "")
+    if push_url and request.type == RequestType.PORTABILITY:
+        from dsr.portability import PushUrlRefused, push_url_check
+
+        try:
+            push_url_check(push_url)
+        except PushUrlRefused as exc:
+            raise DsrInvalid({"push_url": [str(exc)]}) from exc
+    try:
+        _execute_locked(request, params, user, actor)
+    except BaseException:
+        _orphan_files_remove(request)
+        raise
+    if push_url and request.type == RequestType.PORTABILITY:
+        from dsr.portability import portability_push
+
+        push = portability_push(request, push_url, actor=actor)
+        request.result = {**request.result, "push_id": push.pk, "push_status": push.status_code}
+        _save(request, "result")
+    return request
+
+
+def _orphan_files_remove(request: DataSubjectRequest) -> None:
+    """Delete stored responses of this request that no row names (a rolled-back attempt)."""
+    from dsr.models import DsrArtifact
+
+    storage = DsrArtifact._meta.get_field("stored_file").storage
+    folder = f"dsr/{request.organisation_id or 'platform'}/{request.pk}"
+    try:
+        _dirs, files = storage.listdir(folder)
+    except (FileNotFoundError, NotImplementedError, OSError):
+        return
+    named = {
+        str(name)
+        for name in DsrArtifact.objects.filter(request_id=request.pk).values_list(
+            "stored_file", flat=True
+        )
+    }
+    for name in files:
+        path = f"{folder}/{name}"
+        if path not in named:
+            storage.delete(path)
+
+
+def _execute_locked(
+    request: DataSubjectRequest,
+    params: Mapping[str, Any] | None,
+    user: User | None,
+    actor: Actor,
+) -> None:
     with transaction.atomic():
         _lock(request)
         _require_state(request, (State.DECIDED,), "carrying out the request")
@@ -955,7 +1009,6 @@ def dsr_execute(
             address=address,
             contact_gone=contact_gone,
         )
-    return request
 
 
 def _refusals() -> tuple[tuple[type[Exception], ...], tuple[type[Exception], ...]]:
@@ -994,15 +1047,10 @@ def _execute_portability(
     request: DataSubjectRequest, params: Mapping[str, Any], user: Any, actor: Actor
 ) -> Executed:
     from dsr.downloads import download_url
-    from dsr.portability import portability_package_build, portability_push
+    from dsr.portability import portability_package_build
 
     artifact, token = portability_package_build(request, actor=actor)
     result: dict[str, Any] = {"artifact_id": artifact.pk, "bytes": artifact.size}
-    push_url = str(params.get("push_url") or "")
-    if push_url:
-        push = portability_push(request, push_url, actor=actor)
-        result["push_id"] = push.pk
-        result["push_status"] = push.status_code or 0
     context = {"link": download_url(token), "expires": artifact.expires_at}
     return result, context, None, False
 

@@ -54,9 +54,21 @@ CLINIC_PURPOSES: dict[str, tuple[str, str, str]] = {
         LegalBasis.LEGAL_OBLIGATION,
         "Audit trail and access log that prove how personal data was handled (GDPR Art. 5(2)).",
     ),
+    "care_administration": (
+        "Patient records and documents",
+        LegalBasis.CONTRACT,
+        "Keeping the patient's documents (referrals, findings, forms) the care relies on.",
+    ),
+    "data_subject_rights": (
+        "Answering data-subject requests",
+        LegalBasis.LEGAL_OBLIGATION,
+        "Receiving, verifying and answering requests to access, correct or erase data "
+        "(GDPR Art. 12-22), and keeping the proof that they were answered.",
+    ),
 }
 PLATFORM_PURPOSES = {
-    slug: CLINIC_PURPOSES[slug] for slug in ("platform_accounts", "security", "accountability")
+    slug: CLINIC_PURPOSES[slug]
+    for slug in ("platform_accounts", "security", "accountability", "data_subject_rights")
 }
 
 

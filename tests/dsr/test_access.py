@@ -166,10 +166,9 @@ def test_the_response_holds_all_of_the_subjects_data_in_html_and_json(
     assert "Infobip" in purposes["appointment_reminders"]["recipients"]
     assert "until consent is withdrawn" in purposes["marketing"]["retention"]
     assert purposes["marketing"]["legal_basis_recorded"] is True
-    # A purpose without a recorded basis is said so in words for the subject, not the DPO's hint.
+    # Every clinic starts with care administration recorded as a contract.
     care = purposes["care_administration"]
-    assert care["legal_basis_recorded"] is False
-    assert care["legal_basis"].startswith("The clinic has not yet recorded the legal basis")
+    assert care["legal_basis_recorded"] is True
     assert "add this purpose" not in html
     assert {"identity", "contact", "consent_evidence", "message_content", "file"} <= set(
         data["categories"]

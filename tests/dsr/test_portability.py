@@ -79,10 +79,8 @@ def test_the_package_holds_what_the_subject_provided_and_nothing_else(
     # Not provided at all: the texts the clinic sent, the tags it put on.
     assert "messaging.Message" not in data["models"]
     assert "contacts.ContactTag" not in data["models"]
-    # Files serve care administration, which has no recorded legal basis: left out, and said so.
-    assert "files.ContactFile" not in data["models"]
-    assert "files.ContactFile" in {item["model"] for item in data["left_out"]}
-    assert not [name for name in archive.namelist() if name.startswith("files/")]
+    # Files serve care administration, a contract: the documents the subject handed in count.
+    assert "files.ContactFile" in data["models"]
 
     whole = archive.read("portability.json").decode() + archive.read("portability.csv").decode()
     for absent in (
@@ -112,9 +110,10 @@ def test_the_package_holds_what_the_subject_provided_and_nothing_else(
 def test_which_records_count_follows_the_recorded_legal_basis(org_a, ana_history, dpo_a):
     ana = ana_history  # noqa: F811
     purposes_ensure_defaults(organisation=org_a)
-    # Reminders and marketing on legitimate interests: the contact record no longer qualifies.
+    # Everything the record serves on legitimate interests: the contact record no longer counts.
     ProcessingPurpose.objects.filter(
-        organisation=org_a, slug__in=["appointment_reminders", "marketing"]
+        organisation=org_a,
+        slug__in=["appointment_reminders", "marketing", "care_administration"],
     ).update(legal_basis=LegalBasis.LEGITIMATE_INTERESTS)
     request = make_request(org_a, ana, type="portability")
     artifact, _token = portability_package_build(request, actor=Actor.user(dpo_a.pk))
@@ -125,11 +124,8 @@ def test_which_records_count_follows_the_recorded_legal_basis(org_a, ana_history
 
     # Care administration recorded as a contract: the record and the files now count, bytes
     # included.
-    ProcessingPurpose.objects.create(
-        organisation=org_a,
-        slug="care_administration",
-        name="Care administration",
-        legal_basis=LegalBasis.CONTRACT,
+    ProcessingPurpose.objects.filter(organisation=org_a, slug="care_administration").update(
+        legal_basis=LegalBasis.CONTRACT
     )
     artifact, _token = portability_package_build(request, actor=Actor.user(dpo_a.pk))
     archive, data, _table = unpack(artifact)

@@ -40,8 +40,8 @@ def test_every_declared_purpose_appears_and_one_without_a_basis_is_flagged(org_a
     slugs = {a.slug for a in records_of_processing(organisation=org_a)}
     platform_slugs = {a.slug for a in records_of_processing(organisation=None)}
     assert declared <= slugs | platform_slugs
-    # The test-only probe declares "care_administration", which no clinic has a row for.
-    flagged = _activity(records_of_processing(organisation=org_a), "care_administration")
+    # The test-only probe declares "billing", which no clinic has a row for.
+    flagged = _activity(records_of_processing(organisation=org_a), "billing")
     assert flagged.purpose is None
     assert flagged.legal_basis.startswith("not recorded yet")
     assert "tests_privacy_probe" not in flagged.as_row()["legal_basis"]
