@@ -8,6 +8,7 @@ import os
 from datetime import timedelta
 
 from celery import Celery
+from celery.schedules import crontab
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "carely.settings")
 
@@ -51,6 +52,12 @@ app.conf.beat_schedule = {
     "messages-reconcile": {
         "task": "messaging.tasks.messages_reconcile",
         "schedule": timedelta(seconds=60),
+    },
+    # Each DPO's morning e-mail: requests due within 7 days and overdue ones (DSR-4). 06:00 UTC
+    # is 07:00 or 08:00 in Ljubljana; a request is listed at most once a day.
+    "dsr-reminders": {
+        "task": "dsr.tasks.dsr_reminders_send",
+        "schedule": crontab(hour=6, minute=0),
     },
     # Webhook bodies a lost task never applied; processed ones deleted after their keep period.
     "webhook-receipts-sweep": {

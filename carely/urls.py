@@ -22,6 +22,9 @@ urlpatterns = [
     path("campaigns/", include("campaigns.web_urls")),
     # The subject's copy of an access or portability response: the link is the secret.
     path("dsr/download/", include("dsr.download_urls")),
+    path("dsr/", include("dsr.web_urls")),
+    # The public request form (DSR-1): no account; per organisation, and one for the platform.
+    path("privacy-request/", include("dsr.public_urls")),
     path("settings/api-keys/", include("carely.api.web_urls")),
     # What providers call (Infobip reports and replies, SES via SNS); each authenticates itself.
     path("webhooks/", include("messaging.webhook_urls")),
