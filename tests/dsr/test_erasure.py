@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import pytest
 from django.core.files.base import ContentFile
+from django.core.files.storage import FileSystemStorage
 from django.utils import timezone
 
 from carely.api.services import api_key_create
@@ -444,3 +445,38 @@ def test_query_count_does_not_grow_with_the_organisation(org_a, django_capture_o
         other = make_contact(org_a, first_name=f"Other{n}", phone=f"+3864155{n:04d}")
         record(other, channel="all", purpose="marketing")
     assert run() == small
+
+
+class StorageThatKeeps(FileSystemStorage):
+    """A storage whose deletes silently do nothing (a misconfigured bucket policy, say)."""
+
+    def delete(self, name: str) -> None:
+        return None
+
+
+@pytest.mark.obligation("DSR-9")
+@pytest.mark.django_db(transaction=True)
+def test_a_file_left_in_storage_fails_verification_and_is_recorded(org_a, settings, tmp_path):
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "tests.dsr.test_erasure.StorageThatKeeps",
+            "OPTIONS": {"location": str(tmp_path / "kept")},
+        },
+    }
+    history = subject_with_history(org_a, objected=False)
+
+    with pytest.raises(ErasureIncomplete, match="could not be removed from storage") as caught:
+        erasure_execute(history.request, actor=ACTOR)
+
+    assert caught.value.verification["files_left"] == 2
+    assert caught.value.verification["passed"] is False
+    # The database part stands (it committed before the files could be checked) ...
+    assert not Contact.objects.filter(pk=history.contact.pk).exists()
+    # ... and both stages are on the request: the database passed, the storage did not.
+    steps = history.request.steps.filter(kind=StepKind.VERIFICATION_RESULT).order_by("pk")
+    assert [(s.data["stage"], s.data["passed"]) for s in steps] == [
+        ("database", True),
+        ("storage", False),
+    ]
+    assert steps[1].data["files_left"] == 2
