@@ -38,7 +38,7 @@ from django.db.models import Q
 from carely.audit.context import Actor
 from carely.privacy.erasure import KEYED_HASH_PREFIX
 from carely.privacy.fields import BlindIndexField, blind_indexes
-from carely.privacy.registry import Erase, ModelEntry, Subject, registry
+from carely.privacy.registry import Category, Erase, ModelEntry, Subject, registry
 from consent.models import Objection as ConsentObjection
 from consent.models import ObjectionKind, Source, SuppressionEntry, SuppressionReason
 from consent.services import suppression_add
@@ -147,13 +147,7 @@ class Verification:
         }
 
 
-def _categories() -> list[str]:
-    from carely.privacy.registry import Category
-
-    return [str(c) for c in Category]
-
-
-_CATEGORIES = _categories()
+_CATEGORIES = [str(c) for c in Category]
 # A row found by a blind index, in a model that declares no category for that index.
 _BLIND_INDEX_CATEGORY = "contact"
 
@@ -257,7 +251,9 @@ def _empty_or_hashed(value: Any) -> bool:
     return isinstance(value, str) and value.startswith(KEYED_HASH_PREFIX)
 
 
-def _collected_check(subject: Subject, found: Mapping[str, list[dict[str, Any]]], v: Verification):
+def _collected_check(
+    subject: Subject, found: Mapping[str, list[dict[str, Any]]], v: Verification
+) -> None:
     """Rows the registry still reaches for the old id: kept-restricted fields are listed with
     their legal reason; any other field must be empty or a keyed hash, and a row of a model whose
     rows erasure deletes must not be there at all."""
