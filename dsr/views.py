@@ -29,7 +29,7 @@ from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy as _lazy
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from carely.audit.access_log import access_log_record, access_log_record_many
@@ -89,52 +89,52 @@ SUBJECT_FIELDS = (
 CANDIDATE_FIELDS = ["first_name", "last_name", "email", "phone", "external_id"]
 
 STEP_WORDS: dict[str, Any] = {
-    StepKind.RECEIVED: _lazy("received"),
-    StepKind.FORWARDED: _lazy("forwarded to the clinic"),
-    StepKind.SUBJECT_CONFIRMED: _lazy("subject confirmed"),
-    StepKind.CODE_SENT: _lazy("verification code sent"),
-    StepKind.CODE_FAILED: _lazy("wrong verification code entered"),
-    StepKind.VERIFIED: _lazy("identity verified"),
-    StepKind.INFO_REQUESTED: _lazy("information asked for"),
-    StepKind.INFO_RECEIVED: _lazy("information received"),
-    StepKind.EXTENDED: _lazy("deadline extended"),
-    StepKind.DECIDED: _lazy("decided"),
-    StepKind.EXECUTED: _lazy("carried out"),
-    StepKind.VERIFICATION_RESULT: _lazy("erasure verified"),
-    StepKind.RECIPIENT_NOTIFIED: _lazy("recipient notified"),
-    StepKind.NOTICE_SENT: _lazy("subject told"),
-    StepKind.DOWNLOADED: _lazy("response downloaded"),
-    StepKind.PUSHED: _lazy("data sent to another controller"),
-    StepKind.COMPLAINT_OPENED: _lazy("complaint opened"),
-    StepKind.REMINDED: _lazy("DPO reminded"),
-    StepKind.NOTE: _lazy("note"),
-    StepKind.CLOSED: _lazy("closed"),
+    StepKind.RECEIVED: gettext_lazy("received"),
+    StepKind.FORWARDED: gettext_lazy("forwarded to the clinic"),
+    StepKind.SUBJECT_CONFIRMED: gettext_lazy("subject confirmed"),
+    StepKind.CODE_SENT: gettext_lazy("verification code sent"),
+    StepKind.CODE_FAILED: gettext_lazy("wrong verification code entered"),
+    StepKind.VERIFIED: gettext_lazy("identity verified"),
+    StepKind.INFO_REQUESTED: gettext_lazy("information asked for"),
+    StepKind.INFO_RECEIVED: gettext_lazy("information received"),
+    StepKind.EXTENDED: gettext_lazy("deadline extended"),
+    StepKind.DECIDED: gettext_lazy("decided"),
+    StepKind.EXECUTED: gettext_lazy("carried out"),
+    StepKind.VERIFICATION_RESULT: gettext_lazy("erasure verified"),
+    StepKind.RECIPIENT_NOTIFIED: gettext_lazy("recipient notified"),
+    StepKind.NOTICE_SENT: gettext_lazy("subject told"),
+    StepKind.DOWNLOADED: gettext_lazy("response downloaded"),
+    StepKind.PUSHED: gettext_lazy("data sent to another controller"),
+    StepKind.COMPLAINT_OPENED: gettext_lazy("complaint opened"),
+    StepKind.REMINDED: gettext_lazy("DPO reminded"),
+    StepKind.NOTE: gettext_lazy("note"),
+    StepKind.CLOSED: gettext_lazy("closed"),
 }
 NOTICE_WORDS: dict[str, Any] = {
-    NoticeKind.RECEIPT: _lazy("Receipt"),
-    NoticeKind.VERIFICATION_CODE: _lazy("Verification code"),
-    NoticeKind.INFO_REQUEST: _lazy("Information asked for"),
-    NoticeKind.EXTENSION: _lazy("Extension and its reasons"),
-    NoticeKind.DECISION: _lazy("Decision"),
-    NoticeKind.RESULT: _lazy("Result"),
-    NoticeKind.FORWARDED: _lazy("Forwarded to the clinic"),
+    NoticeKind.RECEIPT: gettext_lazy("Receipt"),
+    NoticeKind.VERIFICATION_CODE: gettext_lazy("Verification code"),
+    NoticeKind.INFO_REQUEST: gettext_lazy("Information asked for"),
+    NoticeKind.EXTENSION: gettext_lazy("Extension and its reasons"),
+    NoticeKind.DECISION: gettext_lazy("Decision"),
+    NoticeKind.RESULT: gettext_lazy("Result"),
+    NoticeKind.FORWARDED: gettext_lazy("Forwarded to the clinic"),
 }
 NOTICE_STATUS_WORDS: dict[str, Any] = {
-    NoticeStatus.QUEUED: _lazy("queued for sending"),
-    NoticeStatus.SENT: _lazy("sent"),
-    NoticeStatus.STAFF_TO_SEND: _lazy("to be sent by staff"),
-    NoticeStatus.STAFF_SENT: _lazy("sent by staff"),
-    NoticeStatus.FAILED: _lazy("could not be sent"),
+    NoticeStatus.QUEUED: gettext_lazy("queued for sending"),
+    NoticeStatus.SENT: gettext_lazy("sent"),
+    NoticeStatus.STAFF_TO_SEND: gettext_lazy("to be sent by staff"),
+    NoticeStatus.STAFF_SENT: gettext_lazy("sent by staff"),
+    NoticeStatus.FAILED: gettext_lazy("could not be sent"),
 }
 ARTIFACT_WORDS: dict[str, Any] = {
-    ArtifactKind.ACCESS_ZIP: _lazy("Access response (HTML + JSON)"),
-    ArtifactKind.PORTABILITY_ZIP: _lazy("Portable data (JSON + CSV)"),
-    ArtifactKind.EVIDENCE_PACK: _lazy("Evidence pack (HTML + JSON)"),
+    ArtifactKind.ACCESS_ZIP: gettext_lazy("Access response (HTML + JSON)"),
+    ArtifactKind.PORTABILITY_ZIP: gettext_lazy("Portable data (JSON + CSV)"),
+    ArtifactKind.EVIDENCE_PACK: gettext_lazy("Evidence pack (HTML + JSON)"),
 }
 ATTACHMENT_WORDS: dict[str, Any] = {
-    "original": _lazy("The original request"),
-    "evidence": _lazy("Identity evidence"),
-    "information": _lazy("Information the subject sent"),
+    "original": gettext_lazy("The original request"),
+    "evidence": gettext_lazy("Identity evidence"),
+    "information": gettext_lazy("Information the subject sent"),
 }
 
 
