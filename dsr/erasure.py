@@ -131,13 +131,13 @@ class Verification:
         categories = {str(c): 0 for c in _CATEGORIES}
         for category, per_model in self.left.items():
             categories[category] = sum(per_model.values())
+        by_model: dict[str, int] = {}
+        for per_model in self.left.values():
+            for label, rows in per_model.items():
+                by_model[label] = by_model.get(label, 0) + rows
         return {
             "left_by_category": categories,
-            "left_by_model": {
-                label: rows
-                for per_model in self.left.values()
-                for label, rows in sorted(per_model.items())
-            },
+            "left_by_model": dict(sorted(by_model.items())),
             "kept_restricted": self.kept_restricted,
             "suppression_kept": self.suppression_kept,
             "files": self.files,
