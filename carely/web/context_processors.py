@@ -21,6 +21,8 @@ NAV = (
     ("campaigns", _("Campaigns"), "campaigns:list", Perm.CAMPAIGNS_MANAGE),
     ("members", _("Members"), "web:members", Perm.USERS_MANAGE),
     ("api_keys", _("API keys"), "api_keys:list", Perm.API_KEYS_MANAGE),
+    ("requests", _("Data-subject requests"), "dsr:queue", Perm.DSR_REVIEW),
+    ("platform_requests", _("Platform requests"), "dsr:platform_queue", Perm.PLATFORM_DSR),
     ("access_log", _("Access log"), "audit:access_log", Perm.ACCESS_LOG_VIEW),
     ("records", _("Records of processing"), "privacy:records", Perm.PROCESSING_RECORDS),
     ("platform_admin", _("Platform admin"), "admin:index", Perm.PLATFORM_ADMIN_SITE),

@@ -89,9 +89,16 @@ def test_navigation_shows_only_what_each_role_may_open(
 ):
     expectations = {
         staff_a: ["/", "/contacts/", "/messages/", "/campaigns/"],
-        dpo_a: ["/", "/contacts/", "/messages/", "/audit/access-log/", "/privacy/records/"],
+        dpo_a: [
+            "/",
+            "/contacts/",
+            "/messages/",
+            "/dsr/",
+            "/audit/access-log/",
+            "/privacy/records/",
+        ],
         operator: ["/", "/platform/admin/"],
-        platform_dpo: ["/", "/privacy/records/"],
+        platform_dpo: ["/", "/dsr/platform/", "/privacy/records/"],
     }
     for person, expected in expectations.items():
         login(client, person)
