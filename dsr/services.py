@@ -926,8 +926,10 @@ def dsr_execute(
     try:
         _execute_locked(request, params, user, actor)
     except BaseException:
+        request.__dict__.pop("_recipients_pending", None)
         _orphan_files_remove(request)
         raise
+    _after_commit(request, actor)
     if push_url and request.type == RequestType.PORTABILITY:
         from dsr.portability import portability_push
 
@@ -935,6 +937,43 @@ def dsr_execute(
         request.result = {**request.result, "push_id": push.pk, "push_status": push.status_code}
         _save(request, "result")
     return request
+
+
+def _recipients_after_commit(
+    request: DataSubjectRequest, recipients: list[Any], action: str
+) -> None:
+    """Recipients are told once the change is committed: an e-mail or a POST cannot be taken
+    back if the transaction rolls back (DSR-12)."""
+    request.__dict__["_recipients_pending"] = (recipients, action)
+
+
+def _after_commit(request: DataSubjectRequest, actor: Actor) -> None:
+    from dsr.recipients import recipients_notify
+
+    pending = request.__dict__.pop("_recipients_pending", None)
+    result = dict(request.result)
+    if pending is not None:
+        recipients, action = pending
+        notified = recipients_notify(request, recipients, action=action, actor=actor)
+        result["recipients_notified"] = len(notified)
+    if request.type == RequestType.ERASURE and isinstance(result.get("verification"), dict):
+        # The stored files are deleted when the erasure commits; their check is its own step.
+        storage = (
+            request.steps.filter(kind=StepKind.VERIFICATION_RESULT, data__stage="storage")
+            .order_by("-at", "-pk")
+            .first()
+        )
+        if storage is not None:
+            verification = dict(result["verification"])
+            verification["storage_checked"] = True
+            verification["files_left"] = storage.data.get("files_left", 0)
+            verification["passed"] = bool(verification.get("passed")) and not storage.data.get(
+                "files_left", 0
+            )
+            result["verification"] = verification
+    if result != request.result:
+        request.result = result
+        _save(request, "result")
 
 
 def _orphan_files_remove(request: DataSubjectRequest) -> None:
@@ -1064,7 +1103,7 @@ def _execute_rectification(
         contact_statement_add,
         contact_update,
     )
-    from dsr.recipients import recipients_collect, recipients_notify
+    from dsr.recipients import recipients_collect
 
     changes = params.get("changes") or {}
     statement = str(params.get("statement") or "").strip()
@@ -1093,13 +1132,8 @@ def _execute_rectification(
             "The contact is restricted; lift the restriction (the subject must be told first) "
             "before correcting it."
         ) from exc
-    recipients = recipients_collect(request)
-    notified = recipients_notify(request, recipients, action="rectification", actor=actor)
-    result = {
-        "fields_changed": sorted(changed),
-        "statement_added": bool(statement),
-        "recipients_notified": len(notified),
-    }
+    _recipients_after_commit(request, recipients_collect(request), "rectification")
+    result = {"fields_changed": sorted(changed), "statement_added": bool(statement)}
     return result, {"summary": ""}, None, False
 
 
@@ -1107,7 +1141,7 @@ def _execute_erasure(
     request: DataSubjectRequest, params: Mapping[str, Any], user: Any, actor: Actor
 ) -> Executed:
     from dsr.erasure import erasure_execute
-    from dsr.recipients import recipients_collect, recipients_notify
+    from dsr.recipients import recipients_collect
 
     # Captured before the erasure replaces the request's copy of them by keyed hashes.
     address = reply_address(request)
@@ -1120,8 +1154,8 @@ def _execute_erasure(
         )
     recipients = recipients_collect(request)
     outcome = erasure_execute(request, actor=actor)
-    notified = recipients_notify(request, recipients, action="erasure", actor=actor)
-    result = {**outcome, "recipients_notified": len(notified)}
+    _recipients_after_commit(request, recipients, "erasure")
+    result = dict(outcome)
     return result, {"summary": ""}, address, True
 
 
@@ -1129,7 +1163,7 @@ def _execute_restriction(
     request: DataSubjectRequest, params: Mapping[str, Any], user: Any, actor: Actor
 ) -> Executed:
     from contacts.services import RestrictionError, contact_restrict
-    from dsr.recipients import recipients_collect, recipients_notify
+    from dsr.recipients import recipients_collect
 
     contact = request.contact
     assert contact is not None
@@ -1138,9 +1172,8 @@ def _execute_restriction(
         contact_restrict(contact=contact, reason=reason)
     except RestrictionError as exc:
         raise DsrConflict(str(exc)) from exc
-    recipients = recipients_collect(request)
-    notified = recipients_notify(request, recipients, action="restriction", actor=actor)
-    return {"restricted": True, "recipients_notified": len(notified)}, {"summary": ""}, None, False
+    _recipients_after_commit(request, recipients_collect(request), "restriction")
+    return {"restricted": True}, {"summary": ""}, None, False
 
 
 def _execute_objection(
@@ -1333,7 +1366,8 @@ def dsr_forward(
     """The platform DPO forwards a request about a clinic's patient to that clinic (DSR-2): a
     copy lands in the clinic's queue with the original receipt time (the subject's clock does not
     restart because they wrote to the wrong address), the platform's copy is closed as forwarded,
-    and the subject is told, with both recorded."""
+    and the subject is told, with both recorded. The platform's copy then keeps only keyed
+    hashes of the subject's details."""
     with transaction.atomic():
         _lock(request)
         if request.organisation_id is not None:
@@ -1380,6 +1414,9 @@ def dsr_forward(
             NoticeKind.FORWARDED,
             context={"clinic": organisation.name, "clinic_reference": copy.reference},
         )
+        # The clinic holds the request now; the platform keeps only keyed hashes of who it was
+        # about, so an erasure the clinic carries out leaves no copy of them here.
+        _forget_subject_details(request)
     return copy
 
 

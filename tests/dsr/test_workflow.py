@@ -282,3 +282,19 @@ def test_closed_request_has_an_evidence_pack_without_personal_data(org_a, ana):
     for secret in ("ana@example.test", "+38641123456", "41123456", "Ana", "Novak", "K-1"):
         assert secret not in body
         assert secret not in html
+
+
+@pytest.mark.obligation("DSR-9")
+def test_the_platform_keeps_no_copy_of_a_forwarded_subject(org_a, ana):
+    request = dsr_receive(
+        organisation=None,
+        type="erasure",
+        channel="email",
+        subject={"email": "ana@example.test", "name": "Ana Novak"},
+        subject_kind="visitor",
+    )
+    dsr_forward(request, organisation=org_a)
+    request.refresh_from_db()
+    assert request.subject_name == ""
+    assert request.subject_email.startswith("kh1:")
+    assert request.subject_email_bidx  # a repeated request can still be recognised
