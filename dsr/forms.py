@@ -58,6 +58,15 @@ DECISION_LABELS: dict[str, Any] = {
     Decision.REFUSED_IDENTITY: _("Refuse: the subject cannot be identified"),
     Decision.REFUSED_COMPELLING_GROUNDS: _("Refuse the objection: compelling legitimate grounds"),
 }
+# The decision once taken, as the request's page states it.
+DECIDED_LABELS: dict[str, Any] = {
+    Decision.GRANTED: _("Granted"),
+    Decision.FEE: _("Granted against a reasonable fee"),
+    Decision.REFUSED_UNFOUNDED: _("Refused: manifestly unfounded"),
+    Decision.REFUSED_EXCESSIVE: _("Refused: manifestly excessive"),
+    Decision.REFUSED_IDENTITY: _("Refused: the subject could not be identified"),
+    Decision.REFUSED_COMPELLING_GROUNDS: _("Objection refused: compelling legitimate grounds"),
+}
 REPLY_LABELS: dict[str, Any] = {
     ReplyChannel.EMAIL: _("E-mail"),
     ReplyChannel.SMS: _("SMS"),

@@ -42,7 +42,7 @@ from contacts.models import Contact
 from dsr import deadlines, services
 from dsr.forms import (
     CHANNEL_LABELS,
-    DECISION_LABELS,
+    DECIDED_LABELS,
     REPLY_LABELS,
     STATE_LABELS,
     TYPE_LABELS,
@@ -441,7 +441,7 @@ def _detail_context(
         "reply_label": REPLY_LABELS.get(obj.reply_channel, obj.reply_channel),
         "fee": f"{obj.fee_cents / 100:.2f}" if obj.fee_cents else "",
         "clock_restarted": obj.clock_started_on != deadlines.local_day(obj.received_at),
-        "decision_label": DECISION_LABELS.get(obj.decision, obj.decision) if obj.decision else "",
+        "decision_label": DECIDED_LABELS.get(obj.decision, obj.decision) if obj.decision else "",
         "candidates": candidates,
         "earlier": [_row(e, today) for e in services.dsr_earlier_requests(obj)],
         "steps": [
