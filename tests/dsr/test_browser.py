@@ -24,7 +24,7 @@ from tests.conftest import login
 from tests.dsr.factories import make_request
 from tests.web.conftest import browser_type_launch_args  # noqa: F401  (Debian's chromium)
 
-pytestmark = [pytest.mark.browser, pytest.mark.urls("tests.dsr.urls_ui")]
+pytestmark = [pytest.mark.browser]
 
 SHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
 

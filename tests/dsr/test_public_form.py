@@ -16,8 +16,6 @@ from dsr.forms import form_started_stamp
 from dsr.models import DataSubjectRequest, State, StepKind, VerificationCode
 from messaging.models import Message
 
-pytestmark = pytest.mark.urls("tests.dsr.urls_ui")
-
 
 def _form(**data) -> dict[str, str]:
     values = {

@@ -29,8 +29,6 @@ from tests.conftest import login
 from tests.consent.conftest import make_contact
 from tests.dsr.factories import make_request
 
-pytestmark = pytest.mark.urls("tests.dsr.urls_ui")
-
 TODAY = dt.date(2026, 11, 25)
 NOON = dt.datetime(2026, 11, 25, 11, 0, tzinfo=dt.UTC)
 
