@@ -17,7 +17,7 @@ from django.test import Client
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from dsr.models import State
+from dsr.models import DataSubjectRequest, State
 from dsr.services import dsr_receive
 from messaging.models import Message
 from tests.conftest import login
@@ -103,4 +103,29 @@ def test_dpo_opens_the_queue_sends_a_code_and_decides(
     _shot(page, "dsr_detail")
     request.refresh_from_db()
     assert request.state == State.DECIDED and request.verification_method == "code"
+    assert not complaints, complaints
+
+
+@pytest.mark.obligation("DSR-1")
+def test_a_person_files_a_request_on_the_public_form(transactional_db, live_server, page, org_a):
+    complaints: list[str] = []
+    page.on(
+        "console",
+        lambda m: complaints.append(m.text) if "Content Security Policy" in m.text else None,
+    )
+    page.set_viewport_size({"width": 800, "height": 900})
+    page.goto(f"{live_server.url}/privacy-request/clinic-a/")
+    expect(page.locator("html")).to_have_attribute("lang", "sl")
+    page.get_by_label("Izbrišite moje podatke").check()
+    page.get_by_label("Vaše ime in priimek").fill("Nekdo Neznan")
+    page.get_by_label("E-poštni naslov").fill("nekdo@example.test")
+    _shot(page, "dsr_public_form")
+    # A person takes longer than the form's 3-second minimum.
+    page.wait_for_timeout(3200)
+    page.get_by_role("button", name="Pošlji zahtevo").click()
+    expect(page.locator("h1")).to_contain_text("Hvala")
+    expect(page.locator("#id_code")).to_be_visible()
+    _shot(page, "dsr_public_verify")
+    request = DataSubjectRequest.objects.get()
+    assert request.type == "erasure" and request.channel == "form" and request.contact_id is None
     assert not complaints, complaints
