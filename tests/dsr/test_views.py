@@ -454,3 +454,58 @@ def test_code_send_needs_a_confirmed_contact_first(client, org_a, dpo_a, ana):
     assert not req.codes.exists()
     with pytest.raises(DsrConflict):  # the service refuses the same way
         dsr_code_send(req)
+
+
+@pytest.mark.obligation("DSR-8")
+def test_rectification_rows_and_a_statement_are_carried_out(client, org_a, dpo_a, ana):
+    req = make_request(org_a, ana, type="rectification", state=State.DECIDED)
+    login(client, dpo_a)
+    html = _body(client.get(f"/dsr/{req.pk}/"))
+    assert 'name="field_1"' in html and 'name="value_4"' in html and 'name="statement"' in html
+    # A value without its field is refused at that row, and nothing is changed.
+    response = client.post(f"/dsr/{req.pk}/execute/", {"value_1": "+38640111222"})
+    assert response.status_code == 400
+    assert re.search(r'id="id_field_1-error-1">Choose which field', _body(response))
+    response = client.post(
+        f"/dsr/{req.pk}/execute/",
+        {
+            "field_1": "phone",
+            "value_1": "040 111 222",
+            "statement": "My surname was misspelt on the last letter you sent.",
+        },
+    )
+    assert response.status_code == 302, _body(response)
+    ana.refresh_from_db()
+    req.refresh_from_db()
+    assert ana.phone == "+38640111222"
+    assert req.state == State.EXECUTED
+    assert req.result["fields_changed"] == ["phone"] and req.result["statement_added"] is True
+
+
+@pytest.mark.obligation("DSR-4")
+def test_the_queue_reads_a_fixed_number_of_queries(
+    client, org_a, dpo_a, django_assert_max_num_queries
+):
+    login(client, dpo_a)
+    for _n in range(3):
+        make_request(org_a, state=State.RECEIVED, type="access")
+    client.get("/dsr/")  # the session's first write is not the queue's
+    with django_assert_max_num_queries(20) as few:
+        client.get("/dsr/")
+    for _n in range(30):
+        make_request(org_a, state=State.RECEIVED, type="erasure")
+    with django_assert_max_num_queries(len(few.captured_queries)) as many:
+        html = _body(client.get("/dsr/"))
+    assert len(_queue_rows(html)) == 33
+    assert len(many.captured_queries) == len(few.captured_queries)
+
+
+@pytest.mark.obligation("DSR-4")
+@time_machine.travel(NOON, tick=False)
+def test_the_queue_in_slovenian(client, org_a, dpo_a):
+    _received(org_a, 40)
+    login(client, dpo_a)
+    client.post("/language/", {"language": "sl", "next": "/dsr/"})
+    html = _body(client.get("/dsr/"))
+    assert "Zahteve posameznikov" in html and "zamuda 9 dni" in html
+    assert "Samo odprte" in html and "Prejeto" in html
