@@ -400,12 +400,37 @@ def _letter_text(obj: DataSubjectRequest, notice: DsrNotice) -> str:
     return f"{subject}\n\n{text}"
 
 
+def _steps(obj: DataSubjectRequest) -> list[dict[str, Any]]:
+    """The timeline, naming staff by their e-mail (one query for all of them)."""
+    from carely.audit.models import ActorType
+    from carely.orgs.models import User
+
+    steps = list(obj.steps.order_by("at", "pk"))
+    ids = {s.actor_id for s in steps if s.actor_type == ActorType.USER and s.actor_id.isdigit()}
+    emails = dict(User.objects.filter(pk__in=ids).values_list("pk", "email"))
+    return [
+        {
+            "step": s,
+            "what": STEP_WORDS.get(s.kind, s.kind),
+            "who": emails.get(int(s.actor_id)) if s.actor_id.isdigit() else None,
+        }
+        for s in steps
+    ]
+
+
 def _detail_context(
     request: HttpRequest, obj: DataSubjectRequest, bound: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     today = _today()
     bound = bound or {}
-    candidates = services.dsr_candidates(obj) if obj.organisation_id else []
+    # Matching is for finding who the request is about; once that is settled (or the request is
+    # past identification) only the confirmed contact is shown: no one else's details.
+    identifying = obj.state in (
+        State.RECEIVED,
+        State.AWAITING_VERIFICATION,
+        State.AWAITING_INFORMATION,
+    )
+    candidates = services.dsr_candidates(obj) if obj.organisation_id and identifying else []
     if obj.contact is not None and obj.contact not in candidates:
         candidates = [obj.contact, *candidates]
     _log_subject_view(request, obj, candidates)
@@ -444,10 +469,7 @@ def _detail_context(
         "decision_label": DECIDED_LABELS.get(obj.decision, obj.decision) if obj.decision else "",
         "candidates": candidates,
         "earlier": [_row(e, today) for e in services.dsr_earlier_requests(obj)],
-        "steps": [
-            {"step": s, "what": STEP_WORDS.get(s.kind, s.kind)}
-            for s in obj.steps.order_by("at", "pk")
-        ],
+        "steps": _steps(obj),
         "notices": [
             {
                 "n": n,
@@ -468,7 +490,7 @@ def _detail_context(
         ],
         "recipients": list(obj.recipient_notifications.order_by("notified_at", "pk")),
         "pushes": list(obj.pushes.order_by("pushed_at", "pk")),
-        "result_items": sorted((obj.result or {}).items()),
+        "result_items": [(k.replace("_", " "), v) for k, v in sorted((obj.result or {}).items())],
         "actions": _actions(obj, today),
         "extension": _extension(obj, today),
         "forms": forms,
