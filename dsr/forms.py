@@ -251,6 +251,16 @@ class DecideForm(_Form):
         decimal_places=2,
     )
 
+    def __init__(self, *args: Any, request_type: str = "", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if request_type and request_type != RequestType.OBJECTION:
+            # Compelling legitimate grounds answer an objection only (DSR-11).
+            self.fields["decision"].choices = [  # type: ignore[attr-defined]
+                (k, v)
+                for k, v in DECISION_LABELS.items()
+                if k != Decision.REFUSED_COMPELLING_GROUNDS
+            ]
+
     def fee_cents(self) -> int | None:
         fee = self.cleaned_data.get("fee")
         return int(fee * 100) if fee is not None else None

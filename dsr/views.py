@@ -450,7 +450,7 @@ def _detail_context(
         "request_info": InfoRequestForm(),
         "info_received": InfoReceivedForm(),
         "extend": ExtendForm(),
-        "decide": DecideForm(),
+        "decide": DecideForm(request_type=obj.type),
         "execute": ExecuteForm(request_type=obj.type, purposes=purposes),
         "close": CloseForm(),
         "complaint": ComplaintForm(),
@@ -673,11 +673,12 @@ def extend(request: HttpRequest, request_id: int) -> HttpResponse:
 @require_POST
 @require_dsr_reviewer
 def decide(request: HttpRequest, request_id: int) -> HttpResponse:
+    obj = _request_get(request, request_id)
     return _act(
         request,
         request_id,
         name="decide",
-        form=DecideForm(request.POST),
+        form=DecideForm(request.POST, request_type=obj.type),
         call=lambda obj, f: services.dsr_decide(
             obj,
             decision=f.cleaned_data["decision"],

@@ -309,6 +309,10 @@ def test_extension_shows_its_last_day_or_why_not(client, org_a, dpo_a, ana):
 def test_decide_execute_close_and_complain_from_the_page(client, org_a, dpo_a, ana):
     req = make_request(org_a, ana, type="objection", state=State.VERIFIED)
     login(client, dpo_a)
+    # Compelling grounds answer an objection only (DSR-11): offered here, not for access.
+    assert 'value="refused_compelling_grounds"' in _body(client.get(f"/dsr/{req.pk}/"))
+    access = make_request(org_a, ana, type="access", state=State.VERIFIED)
+    assert 'value="refused_compelling_grounds"' not in _body(client.get(f"/dsr/{access.pk}/"))
     assert client.post(f"/dsr/{req.pk}/decide/", {"decision": "granted"}).status_code == 302
     html = _body(client.get(f"/dsr/{req.pk}/"))
     assert 'id="action-execute"' in html and 'name="objection"' in html
@@ -329,7 +333,7 @@ def test_decide_execute_close_and_complain_from_the_page(client, org_a, dpo_a, a
     # Only an access decision can be complained about (DSR-13): no complaint form here.
     assert 'id="action-complaint"' not in html
     access = make_request(org_a, ana, type="access", state=State.DECIDED)
-    html = _body(client.get(f"/dsr/{access.pk}/"))
+    html = _body(client.get(f"/dsr/{access.pk}/"))  # decided: a complaint may follow
     assert 'id="action-complaint"' in html
     response = client.post(
         f"/dsr/{access.pk}/complaint/", {"details": "You left out my message history."}
