@@ -300,6 +300,15 @@ class ExecuteForm(_Form):
         assume_scheme="https",
     )
 
+    note = forms.CharField(
+        label=_("What was done"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text=_(
+            "Which records were found, corrected or deleted, by hand. Kept with the request."
+        ),
+    )
+
     FIELDS_BY_TYPE: dict[str, tuple[str, ...]] = {
         RequestType.RECTIFICATION: ("statement",),
         RequestType.OBJECTION: ("objection",),
@@ -307,23 +316,32 @@ class ExecuteForm(_Form):
         RequestType.RESTRICTION: ("reason",),
         RequestType.PORTABILITY: ("push_url",),
     }
+    # A platform user's own account: what a rectification may change (dsr.platform).
+    PLATFORM_RECTIFIABLE = {"full_name": _("Full name"), "preferred_language": _("Language")}
 
     def __init__(
-        self, *args: Any, request_type: str, purposes: list[tuple[str, str]], **kwargs: Any
+        self,
+        *args: Any,
+        request_type: str,
+        purposes: list[tuple[str, str]],
+        platform: bool = False,
+        **kwargs: Any,
     ) -> None:
+        """``platform``: a request in the platform's queue, carried out through its registry
+        for a user's account or by hand (then with a note of what was done)."""
         super().__init__(*args, **kwargs)
         self.request_type = request_type
-        keep = self.FIELDS_BY_TYPE.get(request_type, ())
+        keep = ("note",) if platform else self.FIELDS_BY_TYPE.get(request_type, ())
         for name in list(self.fields):
             if name not in keep:
                 del self.fields[name]
         if "purposes" in self.fields:
             self.fields["purposes"].choices = purposes  # type: ignore[attr-defined]
         if request_type == RequestType.RECTIFICATION:
-            field_choices = [
-                ("", _("Choose a field")),
-                *((f, FIELD_LABELS[f]) for f in RECTIFIABLE),
-            ]
+            labels = (
+                self.PLATFORM_RECTIFIABLE if platform else {f: FIELD_LABELS[f] for f in RECTIFIABLE}
+            )
+            field_choices = [("", _("Choose a field")), *labels.items()]
             for n in range(1, RECTIFICATION_ROWS + 1):
                 self.fields[f"field_{n}"] = forms.ChoiceField(
                     label=_("Field"), required=False, choices=field_choices
@@ -348,6 +366,12 @@ class ExecuteForm(_Form):
 
     def params(self) -> dict[str, Any]:
         """The ``dsr_execute`` params of the request's type."""
+        params = self._type_params()
+        if self.cleaned_data.get("note"):
+            params["note"] = self.cleaned_data["note"]
+        return params
+
+    def _type_params(self) -> dict[str, Any]:
         data = self.cleaned_data
         if self.request_type == RequestType.RECTIFICATION:
             changes = {
@@ -355,6 +379,8 @@ class ExecuteForm(_Form):
                 for n in range(1, RECTIFICATION_ROWS + 1)
                 if data.get(f"field_{n}")
             }
+            if "statement" not in self.fields:
+                return {"changes": changes}
             return {"changes": changes, "statement": data.get("statement", "")}
         if self.request_type == RequestType.OBJECTION:
             return {"objection": data["objection"]}

@@ -350,8 +350,9 @@ def _actions(obj: DataSubjectRequest, today: dt.date) -> dict[str, Any]:
         "request_info": obj.state in (State.RECEIVED, State.AWAITING_VERIFICATION, State.VERIFIED),
         "info_received": obj.state == State.AWAITING_INFORMATION,
         "decide": before_decision,
-        "execute": obj.state == State.DECIDED and granted and clinic and obj.contact_id is not None,
-        "execute_by_hand": obj.state == State.DECIDED and granted and not clinic,
+        "execute": obj.state == State.DECIDED
+        and granted
+        and (obj.contact_id is not None or not clinic),
         "close": obj.state == State.EXECUTED or (obj.state == State.DECIDED and not granted),
         "complaint": complaint_until is not None and today <= complaint_until,
         "complaint_until": complaint_until,
@@ -451,7 +452,9 @@ def _detail_context(
         "info_received": InfoReceivedForm(),
         "extend": ExtendForm(),
         "decide": DecideForm(request_type=obj.type),
-        "execute": ExecuteForm(request_type=obj.type, purposes=purposes),
+        "execute": ExecuteForm(
+            request_type=obj.type, purposes=purposes, platform=obj.organisation_id is None
+        ),
         "close": CloseForm(),
         "complaint": ComplaintForm(),
         "forward": ForwardForm() if obj.organisation_id is None else None,
@@ -702,7 +705,12 @@ def execute(request: HttpRequest, request_id: int) -> HttpResponse:
         request,
         request_id,
         name="execute",
-        form=ExecuteForm(request.POST, request_type=obj.type, purposes=purposes),
+        form=ExecuteForm(
+            request.POST,
+            request_type=obj.type,
+            purposes=purposes,
+            platform=obj.organisation_id is None,
+        ),
         call=lambda o, f: services.dsr_execute(o, params=f.params(), user=request.user),  # type: ignore[arg-type]
         done=_("Carried out; the subject was told. Close the request when nothing is left to do."),
     )

@@ -513,3 +513,27 @@ def test_the_queue_in_slovenian(client, org_a, dpo_a):
     html = _body(client.get("/dsr/"))
     assert "Zahteve posameznikov" in html and "zamuda 9 dni" in html
     assert "Samo odprte" in html and "Prejeto" in html
+
+
+@pytest.mark.obligation("DSR-2", "DSR-14")
+def test_platform_dpo_carries_out_a_visitors_request_by_hand(client, platform_dpo, mailoutbox):
+    req = make_request(
+        None, state=State.DECIDED, subject_kind="visitor", subject_email="v@example.test"
+    )
+    login(client, platform_dpo)
+    html = _body(client.get(f"/dsr/{req.pk}/"))
+    assert 'id="action-execute"' in html and 'name="note"' in html
+    response = client.post(f"/dsr/{req.pk}/execute/", {"note": "done"})
+    assert response.status_code == 400
+    assert re.search(r'id="id_note-error-1">Say what was done', _body(response))
+    req.refresh_from_db()
+    assert req.state == State.DECIDED
+    note = "Searched the web server logs (30 days): no entries for this address."
+    assert client.post(f"/dsr/{req.pk}/execute/", {"note": note}).status_code == 302
+    req.refresh_from_db()
+    assert req.state == State.EXECUTED and req.result == {"manual": True}
+    assert req.steps.get(kind=StepKind.EXECUTED).note == note
+    assert note in _body(client.get(f"/dsr/{req.pk}/"))
+    assert client.post(f"/dsr/{req.pk}/close/", {}).status_code == 302
+    req.refresh_from_db()
+    assert req.state == State.CLOSED
