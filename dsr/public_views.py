@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 from axes.helpers import get_client_ip_address
 from django.conf import settings
@@ -119,7 +120,10 @@ def _receive(
 def _send_code(obj: DataSubjectRequest) -> None:
     """Exactly one contact matched: a code to the address on file. A failure is logged, never
     shown: the page must read the same as for someone we do not know."""
-    if obj.contact_id is None or obj.organisation_id is None:
+    matched = obj.contact_id is not None or (
+        obj.organisation_id is None and obj.subject_user_id is not None
+    )
+    if not matched:
         return
     try:
         with acting_as(ANONYMOUS):
@@ -153,12 +157,13 @@ def request_form(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "dsr/public_form.html", context, status=status)
 
 
-def _request_for(organisation: Organisation, reference: str) -> DataSubjectRequest:
-    obj = (
+def _request_for(organisation: Organisation | None, reference: str) -> DataSubjectRequest:
+    queue = (
         DataSubjectRequest.objects.for_organisation(organisation)
-        .filter(reference=reference, channel=RequestChannel.FORM)
-        .first()
+        if organisation is not None
+        else DataSubjectRequest.objects.filter(organisation__isnull=True)
     )
+    obj = queue.filter(reference=reference, channel=RequestChannel.FORM).first()
     if obj is None:
         raise Http404("no such request")
     return obj
@@ -167,10 +172,20 @@ def _request_for(organisation: Organisation, reference: str) -> DataSubjectReque
 @require_http_methods(["GET", "HEAD", "POST"])
 def verify(request: HttpRequest, slug: str, reference: str) -> HttpResponse:
     """The one page after every submission, with the code entry (DSR-3)."""
-    organisation = _organisation_or_404(slug)
+    return _verify_page(request, _organisation_or_404(slug), reference)
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+def platform_verify(request: HttpRequest, reference: str) -> HttpResponse:
+    return _verify_page(request, None, reference)
+
+
+def _verify_page(
+    request: HttpRequest, organisation: Organisation | None, reference: str
+) -> HttpResponse:
     _use_language(request)
     obj = _request_for(organisation, reference)
-    context = {"organisation": organisation, "reference": obj.reference}
+    context: dict[str, Any] = {"organisation": organisation, "reference": obj.reference}
     if obj.verified_at is not None:
         return render(request, "dsr/public_verified.html", context)
     form = PublicCodeForm(request.POST if request.method == "POST" else None)
@@ -227,11 +242,10 @@ def platform_form(request: HttpRequest) -> HttpResponse:
         elif form.is_valid():
             obj = _receive(request, form, None, form.cleaned_data["subject_kind"])
             if obj is not None:
-                return render(
-                    request,
-                    "dsr/public_received.html",
-                    {"organisation": None, "reference": obj.reference},
-                )
+                # A platform user's own account is matched by its e-mail: the same page for
+                # everyone, and a code only to the account's address.
+                _send_code(obj)
+                return redirect("dsr_public:platform_verify", reference=obj.reference)
     if form.errors and status == 200:
         status = 400
     context = {"organisation": None, "form": form, "platform": True}

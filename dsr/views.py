@@ -344,7 +344,11 @@ def _actions(obj: DataSubjectRequest, today: dt.date) -> dict[str, Any]:
         complaint_until = deadlines.complaint_deadline(deadlines.local_day(obj.decided_at))
     return {
         "confirm": clinic and identifying,
-        "code_send": clinic and unverified and identifying and obj.contact_id is not None,
+        # A code goes only to an address on file: the confirmed contact's, or for the
+        # platform the matched user account's.
+        "code_send": unverified
+        and identifying
+        and (obj.contact_id if clinic else obj.subject_user_id) is not None,
         "code_check": unverified and _live_code(obj) is not None,
         "attest": unverified and (obj.contact_id is not None or not clinic),
         "request_info": obj.state in (State.RECEIVED, State.AWAITING_VERIFICATION, State.VERIFIED),

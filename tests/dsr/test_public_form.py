@@ -175,16 +175,34 @@ def test_a_request_needs_an_address_to_answer(client, org_a):
     assert re.search(r'class="field-error"[^>]*>[^<]*not-an-address', response.content.decode())
 
 
-@pytest.mark.obligation("DSR-2")
-def test_the_platform_form_files_into_the_platform_queue(client, org_a, ana):
+@pytest.mark.obligation("DSR-2", "DSR-3")
+def test_the_platform_form_files_into_the_platform_queue(client, org_a, ana, staff_a, mailoutbox):
     assert client.get("/privacy-request/platform/").status_code == 200
     response = client.post("/privacy-request/platform/", _form(subject_kind="visitor"))
-    assert response.status_code == 200
-    request = DataSubjectRequest.objects.get()
-    assert request.organisation_id is None and request.subject_kind == "visitor"
-    assert request.channel == "form" and request.reference in response.content.decode()
+    visitor = DataSubjectRequest.objects.get()
+    assert response["Location"] == f"/privacy-request/platform/{visitor.reference}/verify/"
+    assert visitor.organisation_id is None and visitor.subject_kind == "visitor"
+    assert visitor.channel == "form"
     # The platform never looks up a clinic's patients from its own form.
-    assert request.contact_id is None
+    assert visitor.contact_id is None and not visitor.codes.exists()
+    page_for_visitor = client.get(response["Location"]).content.decode()
+    # A user of the platform writing about their account: the code goes to the account's
+    # address, and the page reads the same as the visitor's.
+    user_client = Client(REMOTE_ADDR="192.0.2.50")
+    response = user_client.post(
+        "/privacy-request/platform/", _form(subject_kind="staff_user", email=staff_a.email)
+    )
+    own = DataSubjectRequest.objects.exclude(pk=visitor.pk).get()
+    assert own.subject_user_id == staff_a.pk and own.codes.count() == 1
+    page_for_user = user_client.get(response["Location"]).content.decode()
+    assert _neutral(page_for_user, own.reference) == _neutral(page_for_visitor, visitor.reference)
+    code_mail = [
+        m for m in mailoutbox if m.to == [staff_a.email] and re.search(r"\b\d{6}\b", m.body)
+    ]
+    code = re.findall(r"\b\d{6}\b", code_mail[-1].body)[-1]
+    assert user_client.post(response["Location"], {"code": code}).status_code == 200
+    own.refresh_from_db()
+    assert own.state == State.VERIFIED
     response = client.post("/privacy-request/platform/", _form(subject_kind=""))
     assert response.status_code == 400
-    assert DataSubjectRequest.objects.count() == 1
+    assert DataSubjectRequest.objects.count() == 2
