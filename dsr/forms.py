@@ -460,11 +460,24 @@ class StaffEntryForm(_Form):
         help_text=_("Required for letters and e-mails; at most 10 MB."),
     )
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    subject_kind = forms.ChoiceField(
+        label=_("Who the person is to the platform"),
+        choices=[
+            (SubjectKind.STAFF_USER, _("A user of Carely PEP")),
+            (SubjectKind.CUSTOMER_CONTACT, _("A customer's contact person")),
+            (SubjectKind.VISITOR, _("A visitor of our websites")),
+        ],
+    )
+
+    def __init__(self, *args: Any, platform: bool = False, **kwargs: Any) -> None:
+        """``platform``: for the platform's queue, which holds no clinic's contacts and says
+        instead who the person is to the platform."""
         super().__init__(*args, **kwargs)
         now = timezone.localtime()
         self.fields["received_date"].initial = now.date()
         self.fields["received_time"].initial = now.strftime("%H:%M")
+        self.platform = platform
+        del self.fields["contact" if platform else "subject_kind"]
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}

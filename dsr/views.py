@@ -74,6 +74,7 @@ from dsr.models import (
     RequestType,
     State,
     StepKind,
+    SubjectKind,
     VerificationCode,
 )
 
@@ -852,17 +853,23 @@ def evidence_download(request: HttpRequest, request_id: int, artifact_id: int) -
 
 
 @upload_limit(_upload_max)
-@require(Perm.DSR_REVIEW)
+@require_dsr_reviewer
 def new(request: HttpRequest) -> HttpResponse:
-    """A request that reached the clinic by letter, phone, e-mail or in person (DSR-1)."""
-    organisation = getattr(request, "organisation", None)
+    """A request that reached the clinic by letter, phone, e-mail or in person (DSR-1): into
+    the clinic DPO's queue, or the platform's for the platform DPO (``?queue=platform`` for a
+    person who is both)."""
+    platform = not _may_clinic(request) or (
+        _may_platform(request) and request.GET.get("queue") == "platform"
+    )
+    organisation = None if platform else getattr(request, "organisation", None)
     if request.method == "POST":
-        form = StaffEntryForm(request.POST, request.FILES)
+        form = StaffEntryForm(request.POST, request.FILES, platform=platform)
         if form.is_valid():
             data = form.cleaned_data
             try:
                 obj = services.dsr_receive(
                     organisation=organisation,
+                    subject_kind=data.get("subject_kind") or SubjectKind.CONTACT,
                     type=data["type"],
                     channel=data["channel"],
                     subject=form.subject(),
@@ -884,6 +891,9 @@ def new(request: HttpRequest) -> HttpResponse:
                 return redirect("dsr:detail", obj.pk)
     else:
         language = organisation.default_language if organisation is not None else "sl"
-        form = StaffEntryForm(initial={"language": language if language in ("sl", "en") else "sl"})
+        form = StaffEntryForm(
+            initial={"language": language if language in ("sl", "en") else "sl"},
+            platform=platform,
+        )
     status = 400 if form.is_bound and form.errors else 200
-    return render(request, "dsr/new.html", {"form": form}, status=status)
+    return render(request, "dsr/new.html", {"form": form, "platform": platform}, status=status)

@@ -537,3 +537,28 @@ def test_platform_dpo_carries_out_a_visitors_request_by_hand(client, platform_dp
     assert client.post(f"/dsr/{req.pk}/close/", {}).status_code == 302
     req.refresh_from_db()
     assert req.state == State.CLOSED
+
+
+@pytest.mark.obligation("DSR-1", "DSR-2")
+def test_platform_dpo_records_a_letter_into_the_platform_queue(client, platform_dpo):
+    login(client, platform_dpo)
+    form = _body(client.get("/dsr/new/"))
+    assert 'name="subject_kind"' in form and 'name="contact"' not in form
+    response = client.post(
+        "/dsr/new/",
+        {
+            "type": "access",
+            "channel": "letter",
+            "received_date": timezone.localdate().isoformat(),
+            "received_time": "08:15",
+            "subject_kind": "customer_contact",
+            "name": "Mojca Kos",
+            "email": "mojca@customer.example",
+            "language": "sl",
+            "original": SimpleUploadedFile("letter.pdf", b"%PDF", "application/pdf"),
+        },
+    )
+    req = DataSubjectRequest.objects.get()
+    assert response["Location"] == f"/dsr/{req.pk}/"
+    assert req.organisation_id is None and req.subject_kind == "customer_contact"
+    assert req.channel == "letter" and req.attachments.count() == 1
