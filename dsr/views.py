@@ -24,7 +24,7 @@ from django.contrib import messages as flash
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
-from django.http import FileResponse, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -39,6 +39,7 @@ from carely.orgs.permissions import request_may, require
 from carely.orgs.roles import Perm
 from carely.web.uploads import upload_limit
 from contacts.models import Contact
+from contacts.selectors import contact_get
 from dsr import deadlines, services
 from dsr.forms import (
     CHANNEL_LABELS,
@@ -551,13 +552,12 @@ def confirm_subject(request: HttpRequest, request_id: int) -> HttpResponse:
     def call(obj: DataSubjectRequest, form: ConfirmSubjectForm) -> Any:
         if obj.organisation is None:
             raise services.DsrConflict(_("A platform request has no clinic contact to confirm."))
-        contact = (
-            Contact.objects.for_organisation(obj.organisation)
-            .filter(pk=form.cleaned_data["contact"])
-            .first()
-        )
-        if contact is None:
-            raise services.DsrInvalid({"contact": [_("No such contact in this clinic.")]})
+        try:
+            contact = contact_get(
+                organisation=obj.organisation, contact_id=form.cleaned_data["contact"]
+            )
+        except Http404:
+            raise services.DsrInvalid({"contact": [_("No such contact in this clinic.")]}) from None
         return services.dsr_confirm_subject(obj, contact=contact)
 
     form = ConfirmSubjectForm(request.POST)

@@ -201,7 +201,7 @@ def test_queue_filters_by_type_and_state(client, org_a, dpo_a):
 
 
 @pytest.mark.obligation("DSR-1", "CNT-3")
-def test_detail_shows_the_subject_and_logs_the_viewing(client, org_a, dpo_a, ana):
+def test_detail_shows_the_subject_and_logs_the_viewing(client, org_a, dpo_a, ana, bor):
     twin = make_contact(org_a, first_name="Ana", last_name="Twin", email="ana@example.test")
     req = dsr_receive(
         organisation=org_a,
@@ -224,6 +224,11 @@ def test_detail_shows_the_subject_and_logs_the_viewing(client, org_a, dpo_a, ana
         str(ana.pk),
         str(twin.pk),
     }
+    # Another clinic's contact is not found from here (TEN-1): nothing is confirmed.
+    response = client.post(f"/dsr/{req.pk}/confirm-subject/", {"contact": bor.pk}, follow=True)
+    assert "No such contact in this clinic." in _body(response)
+    req.refresh_from_db()
+    assert req.contact_id is None
     response = client.post(f"/dsr/{req.pk}/confirm-subject/", {"contact": twin.pk})
     assert response.status_code == 302
     req.refresh_from_db()
