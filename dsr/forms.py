@@ -452,7 +452,7 @@ class StaffEntryForm(_Form):
     reply_channel = forms.ChoiceField(
         label=_("Answer by"),
         required=False,
-        choices=[("", _("As the request came (the service chooses)")), *_choices(REPLY_LABELS)],
+        choices=[("", _("The way it came")), *_choices(REPLY_LABELS)],
     )
     original = forms.FileField(
         label=_("The original (scan of the letter, the e-mail saved as a file)"),

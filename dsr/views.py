@@ -477,6 +477,7 @@ def _detail_context(
         "clock_restarted": obj.clock_started_on != deadlines.local_day(obj.received_at),
         "decision_label": DECIDED_LABELS.get(obj.decision, obj.decision) if obj.decision else "",
         "candidates": candidates,
+        "identifying": identifying,
         "earlier": [_row(e, today) for e in services.dsr_earlier_requests(obj)],
         "steps": _steps(obj),
         "notices": [
