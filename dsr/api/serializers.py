@@ -91,9 +91,13 @@ class SubjectInSerializer(serializers.Serializer):
 
 
 class DsrInSerializer(serializers.Serializer):
-    type = serializers.ChoiceField(choices=RequestType.values)
+    # Checked by dsr_receive together with the subject, so one answer names every bad field.
+    type = serializers.CharField(help_text=f"One of: {', '.join(RequestType.values)}.")
     subject = SubjectInSerializer()
-    channel = serializers.ChoiceField(choices=RequestChannel.values, default=RequestChannel.API)
+    channel = serializers.CharField(
+        default=RequestChannel.API,
+        help_text=f"How it reached you; one of: {', '.join(RequestChannel.values)}.",
+    )
     received_at = serializers.DateTimeField(required=False)
     details = serializers.CharField(required=False, allow_blank=True, default="")
     language = serializers.ChoiceField(choices=["sl", "en"], required=False)
