@@ -72,6 +72,7 @@ from dsr.models import (
     DsrNotice,
     NoticeKind,
     NoticeStatus,
+    ReplyChannel,
     RequestType,
     State,
     StepKind,
@@ -838,16 +839,31 @@ def attachment_download(
 
 @require_dsr_reviewer
 def evidence_download(request: HttpRequest, request_id: int, artifact_id: int) -> HttpResponseBase:
-    """The evidence pack of a closed request (DSR-14); it holds no personal data. The subject's
-    own copies are only ever fetched through the link in their notice."""
+    """The evidence pack of a request (DSR-14); it holds no personal data. The subject's own
+    copies (access, portability) are fetched through the link in their notice, except when the
+    answer goes by letter: then the DPO downloads the copy to enclose it, and that is
+    access-logged as a disclosure for the request."""
     obj = _request_get(request, request_id)
-    artifact = get_object_or_404(
-        DsrArtifact, pk=artifact_id, request=obj, kind=ArtifactKind.EVIDENCE_PACK
-    )
+    artifact = get_object_or_404(DsrArtifact, pk=artifact_id, request=obj)
+    subject_copy = artifact.kind != ArtifactKind.EVIDENCE_PACK
+    if subject_copy and obj.reply_channel != ReplyChannel.LETTER:
+        raise Http404("The person fetches this copy through the link in their notice.")
     if not artifact.stored_file or artifact.removed_at is not None:
         flash.warning(request, _("This file is no longer kept."))
         return redirect("dsr:detail", obj.pk)
-    return _file_response(artifact.stored_file, f"{obj.reference}-evidence.zip", "application/zip")
+    if subject_copy:
+        access_log_record(
+            organisation=obj.organisation,
+            subject_type="contact" if artifact.contact_id else "dsr_request",
+            subject_id=artifact.contact_id or obj.pk,
+            action=AccessAction.DOWNLOAD,
+            what=[str(artifact.kind)],
+            purpose=AccessPurpose.DATA_SUBJECT_REQUEST,
+        )
+        name = f"{obj.reference}-{artifact.kind}.zip"
+    else:
+        name = f"{obj.reference}-evidence.zip"
+    return _file_response(artifact.stored_file, name, "application/zip")
 
 
 # --- staff entry ----------------------------------------------------------------------------------

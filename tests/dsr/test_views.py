@@ -567,3 +567,28 @@ def test_platform_dpo_records_a_letter_into_the_platform_queue(client, platform_
     assert response["Location"] == f"/dsr/{req.pk}/"
     assert req.organisation_id is None and req.subject_kind == "customer_contact"
     assert req.channel == "letter" and req.attachments.count() == 1
+
+
+@pytest.mark.obligation("DSR-6")
+def test_a_letter_answer_lets_the_dpo_download_the_copy_to_enclose_access_logged(
+    client, org_a, dpo_a
+):
+    from carely.audit.models import AccessLogEntry
+    from dsr.services import dsr_decide, dsr_execute
+    from tests.consent.conftest import make_contact
+    from tests.dsr.factories import make_request
+
+    contact = make_contact(org_a, first_name="Lea", email="lea@example.test")
+    by_letter = make_request(org_a, contact, reply_channel="letter")
+    by_mail = make_request(org_a, contact)
+    for request in (by_letter, by_mail):
+        dsr_decide(request, decision="granted")
+        dsr_execute(request)
+    login(client, dpo_a)
+    letter_zip = by_letter.artifacts.get(kind="access_zip")
+    mail_zip = by_mail.artifacts.get(kind="access_zip")
+    response = client.get(f"/dsr/{by_letter.pk}/evidence/{letter_zip.pk}/")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/zip"
+    assert AccessLogEntry.objects.filter(subject_type="contact", subject_id=contact.pk).exists()
+    assert client.get(f"/dsr/{by_mail.pk}/evidence/{mail_zip.pk}/").status_code == 404
