@@ -9,14 +9,12 @@ address and user agent with the entry.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from axes.helpers import get_client_ip_address
 from django.conf import settings
-from django.core.cache import cache
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import translation
@@ -25,7 +23,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
 from carely.audit.context import ANONYMOUS, acting_as
-from carely.lib.keyed_hash import keyed_hash
+from carely.lib.rate import over_limit
 from carely.orgs.models import Organisation
 from carely.orgs.selectors import organisation_get_by_slug
 from carely.orgs.suspension import OrganisationSuspended
@@ -60,18 +58,7 @@ def _client(request: HttpRequest) -> tuple[str, str]:
 
 
 def _over_limit(scope: str, who: str, limit: int, window: int = HOUR) -> bool:
-    """Count one event for ``who`` in a fixed window of the shared cache; True past ``limit``.
-    ``who`` is hashed so the cache holds no addresses."""
-    slot = int(time.time() // window)
-    key = f"consent-rate:{scope}:{keyed_hash(who, purpose='consent_rate', encoding='hex')[:32]}"
-    key = f"{key}:{slot}"
-    cache.add(key, 0, timeout=window * 2)
-    try:
-        count = cache.incr(key)
-    except ValueError:  # evicted between add and incr
-        cache.set(key, 1, timeout=window * 2)
-        count = 1
-    return count > limit
+    return over_limit("consent_rate", scope, who, limit, window)
 
 
 def _use_language(request: HttpRequest, *, preferred: str, fallback: str) -> None:

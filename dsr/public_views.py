@@ -14,12 +14,10 @@ to the one typed), several, or none; and every failure on the code page reads th
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 from axes.helpers import get_client_ip_address
 from django.conf import settings
-from django.core.cache import cache
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import translation
@@ -27,7 +25,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 
 from carely.audit.context import ANONYMOUS, acting_as
-from carely.lib.keyed_hash import keyed_hash
+from carely.lib.rate import over_limit
 from carely.orgs.models import Organisation
 from carely.orgs.selectors import organisation_get_by_slug
 from carely.web.middleware import LANGUAGE_SESSION_KEY
@@ -47,18 +45,7 @@ HOUR = 3600
 
 
 def _over_limit(scope: str, who: str, limit: int, window: int = HOUR) -> bool:
-    """Count one event for ``who`` in a fixed window of the shared cache; True past ``limit``.
-    ``who`` is hashed so the cache holds no addresses."""
-    slot = int(time.time() // window)
-    digest = keyed_hash(who, purpose="dsr_public_rate", encoding="hex")[:32]
-    key = f"dsr-public-rate:{scope}:{digest}:{slot}"
-    cache.add(key, 0, timeout=window * 2)
-    try:
-        count = cache.incr(key)
-    except ValueError:  # evicted between add and incr
-        cache.set(key, 1, timeout=window * 2)
-        count = 1
-    return count > limit
+    return over_limit("dsr_public_rate", scope, who, limit, window)
 
 
 def _use_language(request: HttpRequest) -> str:

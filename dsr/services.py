@@ -431,25 +431,7 @@ def dsr_code_send(
                     ]
                 }
             )
-        today_codes = VerificationCode.objects.filter(
-            request=request, created_at__gte=_now() - dt.timedelta(days=1)
-        ).count()
-        if today_codes >= CODES_PER_DAY:
-            raise DsrConflict(
-                f"{CODES_PER_DAY} codes were sent in the last 24 hours; use a staff attestation "
-                "or try tomorrow."
-            )
-        VerificationCode.objects.filter(
-            request=request, used_at__isnull=True, superseded_at__isnull=True
-        ).update(superseded_at=_now())
-        code = f"{secrets.randbelow(1_000_000):06d}"
-        record = VerificationCode.objects.create(
-            organisation_id=request.organisation_id,
-            request=request,
-            channel=channel,
-            code_hash=_code_hash(request, code),
-            expires_at=_now() + dt.timedelta(minutes=CODE_MINUTES),
-        )
+        record, code = _code_issue(request, channel)
         from dsr.notices import render_notice
 
         subject, text = render_notice(
@@ -480,20 +462,38 @@ def dsr_code_send(
     return record
 
 
+def _code_issue(request: DataSubjectRequest, channel: str) -> tuple[VerificationCode, str]:
+    """A new code for the request (the last one stops working); at most CODES_PER_DAY a day,
+    so the form cannot be used to flood someone's phone."""
+    today_codes = VerificationCode.objects.filter(
+        request=request, created_at__gte=_now() - dt.timedelta(days=1)
+    ).count()
+    if today_codes >= CODES_PER_DAY:
+        raise DsrConflict(
+            f"{CODES_PER_DAY} codes were sent in the last 24 hours; use a staff attestation "
+            "or try tomorrow."
+        )
+    VerificationCode.objects.filter(
+        request=request, used_at__isnull=True, superseded_at__isnull=True
+    ).update(superseded_at=_now())
+    code = f"{secrets.randbelow(1_000_000):06d}"
+    record = VerificationCode.objects.create(
+        organisation_id=request.organisation_id,
+        request=request,
+        channel=channel,
+        code_hash=_code_hash(request, code),
+        expires_at=_now() + dt.timedelta(minutes=CODE_MINUTES),
+    )
+    return record, code
+
+
 def _platform_code_send(request: DataSubjectRequest, actor: Actor | None) -> VerificationCode:
     from dsr.notices import render_notice
     from dsr.platform import platform_code_deliver
 
     user = request.subject_user
     assert user is not None
-    code = f"{secrets.randbelow(1_000_000):06d}"
-    record = VerificationCode.objects.create(
-        organisation_id=None,
-        request=request,
-        channel="email",
-        code_hash=_code_hash(request, code),
-        expires_at=_now() + dt.timedelta(minutes=CODE_MINUTES),
-    )
+    record, code = _code_issue(request, "email")
     subject, text = render_notice(
         request, NoticeKind.VERIFICATION_CODE, {"code": code, "minutes": CODE_MINUTES}
     )
