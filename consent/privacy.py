@@ -37,7 +37,11 @@ registry.declare(
     purposes=["marketing", "surveys", "review_requests", "appointment_reminders"],
     fields={
         "contact": _contact(Category.CONSENT_EVIDENCE, export="contact_id"),
-        "purpose": _contact(Category.CONSENT_EVIDENCE, export="purpose_id"),
+        # The subject's own choices (for what, on which channel, given or withdrawn, when) are
+        # data they provided: portability carries them (DSR-7).
+        "purpose": _contact(
+            Category.CONSENT_EVIDENCE, export="purpose_id", provided_by_subject=True
+        ),
         "channel": _contact(Category.CONSENT_EVIDENCE, provided_by_subject=True),
         "status": _contact(Category.CONSENT_EVIDENCE, provided_by_subject=True),
         "wording": _contact(Category.CONSENT_EVIDENCE, export="wording_id"),
@@ -46,7 +50,7 @@ registry.declare(
         # The guardian who consented for a minor (CNT-6). Erasing the guardian sets it to null
         # (the entry is the minor's evidence, not the guardian's record).
         "guardian": _contact(Category.IDENTITY, export="guardian_id"),
-        "recorded_at": _contact(Category.CONSENT_EVIDENCE),
+        "recorded_at": _contact(Category.CONSENT_EVIDENCE, provided_by_subject=True),
         "ip_address": _contact(Category.TECHNICAL_LOG),
         "user_agent": _contact(Category.TECHNICAL_LOG),
         "note": _contact(Category.CONSENT_EVIDENCE),

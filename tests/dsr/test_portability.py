@@ -74,7 +74,7 @@ def test_the_package_holds_what_the_subject_provided_and_nothing_else(
     for column in ("external_id", "external_id_bidx", "email_bidx", "phone_bidx", "source"):
         assert column not in contact[0]
     consents = data["models"]["consent.ConsentEntry"]
-    assert {"channel", "status"} <= set(consents[0])
+    assert {"channel", "status", "purpose_id", "recorded_at"} <= set(consents[0])
     assert "ip_address" not in consents[0] and "user_agent" not in consents[0]
     # Not provided at all: the texts the clinic sent, the tags it put on.
     assert "messaging.Message" not in data["models"]
