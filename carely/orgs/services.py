@@ -22,10 +22,14 @@ class LastAdminError(ValueError):
     """The change would leave the organisation without anyone who can manage its people."""
 
 
+# Slugs that name a public page of the platform itself (/privacy-request/platform/), not a clinic.
+RESERVED_SLUGS = frozenset({"platform"})
+
+
 def _unique_slug(name: str) -> str:
     base = slugify(name)[:50] or "organisation"
     slug, n = base, 2
-    while Organisation.objects.filter(slug=slug).exists():
+    while slug in RESERVED_SLUGS or Organisation.objects.filter(slug=slug).exists():
         slug = f"{base}-{n}"
         n += 1
     return slug
@@ -39,6 +43,8 @@ def organisation_create(
     if not name:
         raise ValueError("An organisation needs a name")
     if slug:
+        if slug in RESERVED_SLUGS:
+            raise SlugTaken(f"The slug {slug!r} is reserved for the platform's own pages")
         if Organisation.objects.filter(slug=slug).exists():
             raise SlugTaken(f"The slug {slug!r} is already used by another organisation")
     else:
