@@ -508,9 +508,62 @@ def _cell(value: Any, empty: str) -> str:
     return escape(str(value)).replace("\n", "<br>")
 
 
-def _row_html(row: dict[str, Any], empty: str) -> str:
+# Column names a person reads in the HTML document, in Slovenian; the JSON keeps the column
+# names, and a column without a label here reads as its name with spaces.
+COLUMN_LABELS_SL = {
+    "id": "oznaka zapisa",
+    "first_name": "ime",
+    "last_name": "priimek",
+    "birth_date": "datum rojstva",
+    "gender": "spol",
+    "external_id": "številka v sistemu ambulante",
+    "email": "e-pošta",
+    "phone": "telefon",
+    "preferred_language": "želeni jezik",
+    "address": "naslov",
+    "source_kind": "kako smo podatke pridobili",
+    "source": "vir podatkov",
+    "relationship_status": "razmerje z ambulanto",
+    "relationship_started_at": "začetek razmerja",
+    "relationship_ended_at": "konec razmerja",
+    "guardian_id": "zakoniti zastopnik (oznaka)",
+    "is_minor": "mladoleten",
+    "restricted_at": "obdelava omejena od",
+    "restriction_reason": "razlog omejitve",
+    "restriction_lifted_at": "omejitev odpravljena",
+    "restriction_lift_informed_at": "obveščeni o odpravi omejitve",
+    "restriction_lift_informed_how": "kako smo vas obvestili",
+    "created_at": "ustvarjeno",
+    "updated_at": "nazadnje spremenjeno",
+    "contact_id": "vaš zapis (oznaka)",
+    "channel": "kanal",
+    "kind": "vrsta",
+    "purpose": "namen",
+    "purpose_id": "namen (oznaka)",
+    "status": "stanje",
+    "subject": "zadeva",
+    "body": "besedilo",
+    "sent_at": "poslano",
+    "recorded_at": "zabeleženo",
+    "wording_id": "besedilo privolitve (oznaka)",
+    "ip_address": "naslov IP",
+    "user_agent": "brskalnik",
+    "note": "opomba",
+    "original_name": "ime datoteke",
+    "document": "dokument",
+    "name": "ime",
+}
+
+
+def _label(name: str, language: str) -> str:
+    if language == "sl" and name in COLUMN_LABELS_SL:
+        return COLUMN_LABELS_SL[name]
+    return name.replace("_", " ")
+
+
+def _row_html(row: dict[str, Any], empty: str, language: str = "en") -> str:
     cells = "".join(
-        f"<tr><th>{escape(name.replace('_', ' '))}</th><td>{_cell(value, empty)}</td></tr>"
+        f"<tr><th>{escape(_label(name, language))}</th><td>{_cell(value, empty)}</td></tr>"
         for name, value in row.items()
     )
     return f'<table class="row">{cells}</table>\n'
@@ -535,7 +588,7 @@ def _write_data(subject: Subject, language: str, js: IO[str], html: IO[str], wal
             else:
                 js.write(",\n")
             js.write(json_text(row))
-            html.write(_row_html(row, texts["empty"]))
+            html.write(_row_html(row, texts["empty"], language))
             count += 1
         if count:
             html.write(f'<p class="count">{count} {escape(texts["rows"])}</p></section>\n')

@@ -267,6 +267,7 @@ def test_a_slovenian_request_is_answered_in_slovenian(org_a, ana, history, dpo_a
     assert "Avtomatizirano odločanje, vključno z oblikovanjem profilov, se ne izvaja" in html
     assert "Informacijski pooblaščenec Republike Slovenije" in html
     assert "Preklic privolitve" in html and "Prenosljivost" in html
+    assert "<th>priimek</th>" in html and "<th>last name</th>" not in html  # labels read as words
     assert data["language"] == "sl"
     assert data["supervisory_authority"]["name"] == "Informacijski pooblaščenec Republike Slovenije"
     # The HTML loads nothing from anywhere: no scripts, no external stylesheets or images.
