@@ -1051,11 +1051,16 @@ def _execute_locked(
 
 
 def _refusals() -> tuple[tuple[type[Exception], ...], tuple[type[Exception], ...]]:
+    from carely.orgs.suspension import OrganisationSuspended
     from dsr.erasure import ErasureIncomplete, ErasureInvalid
     from dsr.platform import PlatformRequestInvalid
     from dsr.portability import PushUrlRefused
 
-    return (PushUrlRefused, PlatformRequestInvalid), (ErasureIncomplete, ErasureInvalid)
+    return (PushUrlRefused, PlatformRequestInvalid), (
+        ErasureIncomplete,
+        ErasureInvalid,
+        OrganisationSuspended,
+    )
 
 
 _REFUSED_INPUT, _REFUSED_STATE = _refusals()
@@ -1200,8 +1205,8 @@ def _execute_objection(
 def _execute_withdrawal(
     request: DataSubjectRequest, params: Mapping[str, Any], user: Any, actor: Actor
 ) -> Executed:
-    from consent.models import ConsentEntry, Status
-    from consent.services import consent_withdraw
+    from consent.models import ConsentEntry
+    from consent.services import ConsentInvalid, consent_withdraw
 
     contact = request.contact
     assert contact is not None
@@ -1214,15 +1219,17 @@ def _execute_withdrawal(
     purposes = sorted(set(wanted) if wanted else set(given))
     withdrawn = 0
     for slug in purposes:
-        consent_withdraw(
-            contact=contact,
-            purpose=slug,
-            channel="all",
-            source=_source_for(request.channel),
-            note=f"request {request.reference}",
-        )
+        try:
+            consent_withdraw(
+                contact=contact,
+                purpose=slug,
+                channel="all",
+                source=_source_for(request.channel),
+                note=f"request {request.reference}",
+            )
+        except ConsentInvalid as exc:
+            raise DsrInvalid({"purposes": [f"“{slug}”: {exc}"]}) from exc
         withdrawn += 1
-    _ = Status
     return {"purposes_withdrawn": withdrawn}, {"summary": ""}, None, False
 
 

@@ -96,3 +96,16 @@ def test_the_result_is_told_in_the_subjects_language(org_a, ana):
     dsr_execute(request_sl)
     message_sl = Message.objects.get(pk=request_sl.notices.get(kind="result").message_id)
     assert "izvršena" in message_sl.subject
+
+
+@pytest.mark.obligation("CON-2")
+def test_withdrawal_of_an_unknown_purpose_names_it_and_changes_nothing(org_a, ana):
+    record(ana, channel="all")
+    request = _granted(org_a, ana, "withdrawal")
+    with pytest.raises(DsrInvalid) as caught:
+        dsr_execute(request, params={"purposes": ["marketing", "horoscopes"]})
+    assert "horoscopes" in caught.value.errors["purposes"][0]
+    request.refresh_from_db()
+    assert request.state == State.DECIDED
+    latest = ConsentEntry.objects.filter(contact=ana).order_by("-recorded_at", "-pk").first()
+    assert latest.status == "given"  # the marketing withdrawal rolled back with the rest
