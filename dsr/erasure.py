@@ -29,11 +29,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from django.apps import apps
 from django.db import models, transaction
 from django.db.models import Q
+from django.utils import timezone
 
 from carely.audit.context import Actor
 from carely.privacy.erasure import KEYED_HASH_PREFIX
@@ -400,6 +402,7 @@ def erasure_execute(request: DataSubjectRequest, *, actor: Actor) -> dict[str, A
         needed, _entries = _suppression_keep(contact, digests)
         bounces = _bounces_remove(contact.organisation_id, digests)
         files = _stored_files(subject)
+        import_files = _import_files_remove(contact)
         report = registry.erase(subject, dry_run=False)
         verification = erasure_verify(subject, digests)
         verification.files = len(files)
@@ -417,6 +420,7 @@ def erasure_execute(request: DataSubjectRequest, *, actor: Actor) -> dict[str, A
             "messages_in_flight": in_flight,
             "suppression": {"kept": needed, "entries": verification.suppression_kept},
             "bounces_removed": bounces,
+            "import_files_removed": import_files,
             "verification": verification.as_dict(),
         }
         dsr_step_add(
@@ -437,6 +441,55 @@ def erasure_execute(request: DataSubjectRequest, *, actor: Actor) -> dict[str, A
             result["verification"],
         )
     return result
+
+
+def _import_files_remove(contact: Contact) -> int:
+    """Contact-list files still stored from imports (the rejected rows, kept a few days so the
+    clinic can fix them; an upload not yet started) are not rows the registry reaches: a file
+    that names the subject (e-mail, phone or external id, as written in a CSV) is deleted with
+    the erasure, and the job keeps its counts. Running imports are left alone; they end within
+    minutes and delete their upload themselves."""
+    from django.core.files.storage import default_storage
+
+    from contacts.models import ImportJob, ImportState
+
+    needles = [
+        value.strip().lower().encode()
+        for value in (contact.email, contact.external_id)
+        if value and len(value.strip()) >= 3
+    ]
+    if contact.phone:
+        digits = contact.phone.lstrip("+")
+        # +38641123456 is written 041 123 456, 041123456 or 38641123456 in spreadsheets.
+        needles += [contact.phone.encode(), digits.encode(), ("0" + digits[3:]).encode()]
+    if not needles:
+        return 0
+    jobs = ImportJob.objects.filter(
+        organisation_id=contact.organisation_id, files_purged_at__isnull=True
+    ).exclude(state=ImportState.RUNNING)
+    removed = 0
+    for job in jobs.only("pk", "upload", "rejected_file"):
+        names = [name for name in (job.upload.name, job.rejected_file.name) if name]
+        hit = False
+        for name in names:
+            try:
+                with default_storage.open(name, "rb") as stream:
+                    text = stream.read().lower()
+            except OSError:
+                continue
+            flat = text.replace(b" ", b"").replace(b"-", b"")
+            if any(n in text or n.replace(b" ", b"") in flat for n in needles):
+                hit = True
+                break
+        if not hit:
+            continue
+        for name in names:
+            transaction.on_commit(partial(default_storage.delete, name))
+        ImportJob.objects.filter(pk=job.pk).update(
+            upload="", rejected_file="", files_purged_at=timezone.now()
+        )
+        removed += 1
+    return removed
 
 
 def _subject_contact(request: DataSubjectRequest) -> Contact:

@@ -480,3 +480,32 @@ def test_a_file_left_in_storage_fails_verification_and_is_recorded(org_a, settin
         ("storage", False),
     ]
     assert steps[1].data["files_left"] == 2
+
+
+@pytest.mark.obligation("DSR-9")
+def test_an_import_file_that_names_the_subject_goes_with_them(
+    org_a, django_capture_on_commit_callbacks
+):
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    from contacts.models import ImportJob, ImportState
+
+    history = subject_with_history(org_a, objected=False)
+    contact = history.contact
+    phone_as_typed = "0" + contact.phone[4:6] + " " + contact.phone[6:9] + " " + contact.phone[9:]
+    naming = ImportJob.objects.create(organisation=org_a, state=ImportState.COMPLETED)
+    naming.rejected_file.save(
+        "rejected.csv", ContentFile(f"first_name,phone\n{contact.first_name},{phone_as_typed}\n")
+    )
+    other = ImportJob.objects.create(organisation=org_a, state=ImportState.COMPLETED)
+    other.rejected_file.save("rejected.csv", ContentFile("first_name,email\nBor,bor@x.test\n"))
+    naming_name, other_name = naming.rejected_file.name, other.rejected_file.name
+
+    result = _execute(history.request, django_capture_on_commit_callbacks)
+
+    assert result["import_files_removed"] == 1
+    naming.refresh_from_db()
+    assert naming.rejected_file.name == "" and naming.files_purged_at is not None
+    assert not default_storage.exists(naming_name)
+    assert default_storage.exists(other_name)  # another patient's rows stay for the clinic
