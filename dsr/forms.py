@@ -226,7 +226,10 @@ class ExtendForm(_Form):
     reason = forms.CharField(
         label=_("Why two more months are needed"),
         widget=forms.Textarea(attrs={"rows": 3}),
-        help_text=_("Complexity or the number of requests. The subject receives this text."),
+        help_text=_(
+            "Complexity or the number of requests. The subject receives this text, and the "
+            "evidence pack keeps it: name no one and no health details."
+        ),
     )
 
 
@@ -240,7 +243,8 @@ class DecideForm(_Form):
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text=_(
             "Needed for a refusal or a fee; the subject reads it, with their right to complain "
-            "to the Information Commissioner."
+            "to the Information Commissioner. The evidence pack keeps it: name no one and no "
+            "health details."
         ),
     )
     fee = forms.DecimalField(
