@@ -8,11 +8,8 @@ Screenshots land in var/screenshots/ for a person to look at.
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 
 import pytest
-from django.conf import settings
-from django.test import Client
 from django.utils import timezone
 from playwright.sync_api import expect
 
@@ -20,33 +17,14 @@ from campaigns.materialise import campaign_materialise
 from campaigns.services import audience_save, campaign_approve, campaign_create, campaign_submit
 from messaging.models import EventSource, Message, MessageEvent
 from tests.campaigns.conftest import patient
-from tests.conftest import login
 from tests.consent.conftest import record
-from tests.web.conftest import browser_type_launch_args  # noqa: F401  (Debian's chromium)
+from tests.web.conftest import (
+    SCREENSHOTS,
+    browser_signed_in,
+    browser_type_launch_args,  # noqa: F401  (Debian's chromium)
+)
 
 pytestmark = [pytest.mark.browser]
-
-SHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
-
-
-def _signed_in(page, live_server, user) -> list[str]:
-    client = Client()
-    login(client, user)
-    page.context.add_cookies(
-        [
-            {
-                "name": settings.SESSION_COOKIE_NAME,
-                "value": client.cookies[settings.SESSION_COOKIE_NAME].value,
-                "url": live_server.url,
-            }
-        ]
-    )
-    complaints: list[str] = []
-    page.on(
-        "console",
-        lambda m: complaints.append(m.text) if "Content Security Policy" in m.text else None,
-    )
-    return complaints
 
 
 @pytest.mark.obligation("MSG-4")
@@ -56,7 +34,7 @@ def test_the_builder_counts_live_and_previews(
     seniors = audience_save(
         organisation=org_a, name="Slovenian speakers", filters={"languages": ["sl"]}, actor=staff_a
     )
-    complaints = _signed_in(page, live_server, staff_a)
+    complaints = browser_signed_in(page, live_server, staff_a)
     page.set_viewport_size({"width": 1200, "height": 900})
     page.goto(f"{live_server.url}/campaigns/new/")
     count = page.locator("#audience-count")
@@ -76,8 +54,8 @@ def test_the_builder_counts_live_and_previews(
     page.wait_for_selector(f'.preview[data-template="{offer_sms_sl.pk}"] .preview__text')
     preview = page.locator(f'.preview[data-template="{offer_sms_sl.pk}"]').inner_text()
     assert "Ana, ta mesec popust" in preview and "SMS" in preview
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / "campaign_builder.png"), full_page=True)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "campaign_builder.png"), full_page=True)
     # The audience form puts each problem under its field.
     page.goto(f"{live_server.url}/campaigns/audiences/new/")
     page.get_by_label("Name", exact=True).fill("Seniors")
@@ -85,7 +63,7 @@ def test_the_builder_counts_live_and_previews(
     page.get_by_label("Age to").fill("40")
     page.get_by_role("button", name="Save audience").click()
     expect(page.locator(".field-error")).to_contain_text("lower than Age from")
-    page.screenshot(path=str(SHOTS / "campaign_audience_form.png"), full_page=True)
+    page.screenshot(path=str(SCREENSHOTS / "campaign_audience_form.png"), full_page=True)
     assert not complaints, complaints
 
 
@@ -128,14 +106,14 @@ def test_the_results_page_draws_its_charts(
                 source=EventSource.PATIENT,
                 detail={"link": 1},
             )
-    complaints = _signed_in(page, live_server, staff_a)
+    complaints = browser_signed_in(page, live_server, staff_a)
     page.set_viewport_size({"width": 1200, "height": 900})
     page.goto(f"{live_server.url}/campaigns/{campaign.pk}/results/")
     assert page.locator("svg.chart").count() == 2
     assert page.locator("svg.chart rect.bar").count() > 6
     assert page.locator("#funnel-heading").is_visible()
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / "campaign_results.png"), full_page=True)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "campaign_results.png"), full_page=True)
     page.goto(f"{live_server.url}/campaigns/{campaign.pk}/")
-    page.screenshot(path=str(SHOTS / "campaign_detail.png"), full_page=True)
+    page.screenshot(path=str(SCREENSHOTS / "campaign_detail.png"), full_page=True)
     assert not complaints, complaints

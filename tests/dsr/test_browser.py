@@ -9,50 +9,28 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from pathlib import Path
 
 import pytest
-from django.conf import settings
-from django.test import Client
 from django.utils import timezone
 from playwright.sync_api import expect
 
 from dsr.models import DataSubjectRequest, State
 from dsr.services import dsr_receive
 from messaging.models import Message
-from tests.conftest import login
 from tests.dsr.factories import make_request
-from tests.web.conftest import browser_type_launch_args  # noqa: F401  (Debian's chromium)
+from tests.web.conftest import (
+    SCREENSHOTS,
+    browser_signed_in,
+    browser_type_launch_args,  # noqa: F401  (Debian's chromium)
+)
 
 pytestmark = [pytest.mark.browser]
 
-SHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
-
-
-def _signed_in(page, live_server, user) -> list[str]:
-    client = Client()
-    login(client, user)
-    page.context.add_cookies(
-        [
-            {
-                "name": settings.SESSION_COOKIE_NAME,
-                "value": client.cookies[settings.SESSION_COOKIE_NAME].value,
-                "url": live_server.url,
-            }
-        ]
-    )
-    complaints: list[str] = []
-    page.on(
-        "console",
-        lambda m: complaints.append(m.text) if "Content Security Policy" in m.text else None,
-    )
-    return complaints
-
 
 def _shot(page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=f"/tmp/{name}.png", full_page=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
 @pytest.mark.obligation("DSR-4", "DSR-3")
@@ -72,7 +50,7 @@ def test_dpo_opens_the_queue_sends_a_code_and_decides(
         subject={"name": "Ana Novak", "email": "ana@example.test"},
         details="Please send me a copy of everything you hold about me.",
     )
-    complaints = _signed_in(page, live_server, dpo_a)
+    complaints = browser_signed_in(page, live_server, dpo_a)
     page.set_viewport_size({"width": 1280, "height": 900})
 
     page.goto(f"{live_server.url}/dsr/")

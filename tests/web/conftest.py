@@ -8,6 +8,36 @@ from pathlib import Path
 import pytest
 
 CHROMIUM = Path("/usr/bin/chromium")
+# Browser tests also save their screenshots here, for a person to look at.
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
+
+
+def browser_signed_in(page, live_server, user) -> list[str]:
+    """Sign ``user`` in for the Playwright ``page`` (the test client's session cookie, so no
+    second factor is typed) and collect Content Security Policy complaints from the console:
+    a page that trips the CSP fails its test."""
+    from django.conf import settings
+    from django.test import Client
+
+    from tests.conftest import login
+
+    client = Client()
+    login(client, user)
+    page.context.add_cookies(
+        [
+            {
+                "name": settings.SESSION_COOKIE_NAME,
+                "value": client.cookies[settings.SESSION_COOKIE_NAME].value,
+                "url": live_server.url,
+            }
+        ]
+    )
+    complaints: list[str] = []
+    page.on(
+        "console",
+        lambda m: complaints.append(m.text) if "Content Security Policy" in m.text else None,
+    )
+    return complaints
 
 
 def totp_code(secret: str, at: float | None = None) -> str:
