@@ -21,15 +21,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import multiprocessing
-import traceback
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import connection, connections, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from campaigns.audiences import (
@@ -40,6 +38,7 @@ from campaigns.audiences import (
 )
 from campaigns.models import Campaign, CampaignLink, CampaignTemplate, Schedule, State
 from campaigns.services import _move, campaign_start
+from carely.lib.forked import run_ahead
 from consent.selectors import values_in
 from contacts.models import Contact
 from messaging.models import Kind, Message, MessageTemplate
@@ -240,46 +239,12 @@ def _prepared_batches_forked(
     state, its cursor, messages queued meanwhile), stays with the writer under the campaign's
     lock (``_apply``). A failure in the child comes back as a ``RuntimeError`` with its
     traceback."""
-    connections.close_all()
-    context = multiprocessing.get_context("fork")
-    receiver, sender = context.Pipe(duplex=False)
-
-    def produce() -> None:
-        receiver.close()
-        try:
-            for prepared in _prepared_batches(campaign, batch, now, track_links):
-                sender.send(("batch", prepared))
-            sender.send(("end",))
-        except BaseException:  # reported to the writer, which raises it
-            sender.send(("crash", traceback.format_exc()))
-        finally:
-            sender.close()
-            connections.close_all()
-
-    child = context.Process(target=produce, name="campaign-materialise-reader", daemon=True)
-    child.start()
-    sender.close()
-    try:
-        while True:
-            try:
-                message = receiver.recv()
-            except EOFError:
-                child.join(5)
-                raise RuntimeError(
-                    "the materialiser's reading process ended unexpectedly "
-                    f"(exit code {child.exitcode})"
-                ) from None
-            if message[0] == "end":
-                return
-            if message[0] == "batch":
-                yield message[1]
-            else:
-                raise RuntimeError(f"the materialiser's reading process failed:\n{message[1]}")
-    finally:
-        receiver.close()
-        if child.is_alive():
-            child.terminate()
-        child.join(5)
+    return run_ahead(
+        lambda: _prepared_batches(campaign, batch, now, track_links),
+        name="campaign-materialise-reader",
+        what="the materialiser's reading process",
+        reconnect=True,
+    )
 
 
 def _prepare(

@@ -25,10 +25,8 @@ import heapq
 import itertools
 import json
 import logging
-import multiprocessing
 import re
 import tempfile
-import traceback
 import unicodedata
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -44,6 +42,7 @@ from django.utils import timezone
 
 from carely.audit.context import Actor, acting_as
 from carely.audit.services import audit_record
+from carely.lib.forked import run_ahead
 from carely.orgs.models import Organisation
 from carely.orgs.suspension import OrganisationSuspended, suspension_check_write
 from contacts.csv_io import (
@@ -450,53 +449,17 @@ def import_chunks_forked(
     are left alone and it leaves with ``os._exit``); it sends each chunk down a pipe, whose
     back-pressure keeps it at most one chunk ahead, so memory stays flat. Errors come back as
     the same exceptions: a ``CsvError`` after the chunks before it, anything else as a
-    ``RuntimeError`` carrying the child's traceback. See ADR 0008.
+    ``RuntimeError`` carrying the child's traceback (``carely.lib.forked``). See ADR 0008.
     """
     today = today or timezone.localdate()
-    context = multiprocessing.get_context("fork")
-    receiver, sender = context.Pipe(duplex=False)
-
-    def produce() -> None:
-        receiver.close()
-        try:
-            for chunk in import_chunks(
-                source, organisation=organisation, mapping=mapping, today=today, seal=True
-            ):
-                sender.send(("chunk", chunk))
-            sender.send(("end",))
-        except CsvError as exc:
-            sender.send(("csv_error", exc.message, exc.row))
-        except BaseException:  # reported to the parent, which raises it
-            sender.send(("crash", traceback.format_exc()))
-        finally:
-            sender.close()
-
-    child = context.Process(target=produce, name="contact-import-reader", daemon=True)
-    child.start()
-    sender.close()
-    try:
-        while True:
-            try:
-                message = receiver.recv()
-            except EOFError:
-                child.join(5)
-                raise RuntimeError(
-                    f"the import's reading process ended unexpectedly (exit code {child.exitcode})"
-                ) from None
-            kind = message[0]
-            if kind == "end":
-                return
-            if kind == "chunk":
-                yield message[1]
-            elif kind == "csv_error":
-                raise CsvError(message[1], row=message[2])
-            else:
-                raise RuntimeError(f"the import's reading process failed:\n{message[1]}")
-    finally:
-        receiver.close()
-        if child.is_alive():
-            child.terminate()
-        child.join(5)
+    return run_ahead(
+        lambda: import_chunks(
+            source, organisation=organisation, mapping=mapping, today=today, seal=True
+        ),
+        name="contact-import-reader",
+        what="the import's reading process",
+        expected=(CsvError,),
+    )
 
 
 def _import_batch(job: ImportJob, chunk: ImportChunk, spool: IO[bytes]) -> None:
