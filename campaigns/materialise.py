@@ -22,7 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -41,8 +41,10 @@ from campaigns.services import _move, campaign_start
 from carely.lib.forked import run_ahead
 from consent.selectors import values_in
 from contacts.models import Contact
+from contacts.selectors import ContactValues
 from messaging.models import Kind, Message, MessageTemplate
 from messaging.services import (
+    LinkTracker,
     PreparedEnqueue,
     _language,
     messages_insert_prepared,
@@ -59,18 +61,6 @@ BATCH = 5000
 # audience spread too, and cost one enqueue call per slice and channel.
 WINDOW_SLICES = 20
 _LEASE_SECONDS = 300
-# Only the columns rendering reads are loaded (each is a decryption per contact); the address
-# column only for the campaign's channels (WhatsApp and SMS reach the phone).
-_CONTACT_FIELDS = ("pk", "organisation_id", "first_name", "last_name", "preferred_language")
-
-
-def _contact_fields(channels: Sequence[str]) -> tuple[str, ...]:
-    wanted = list(_CONTACT_FIELDS)
-    if "email" in channels:
-        wanted.append("email")
-    if {"sms", "whatsapp"} & set(channels):
-        wanted.append("phone")
-    return tuple(wanted)
 
 
 @dataclass
@@ -93,7 +83,7 @@ def campaign_materialise(
     *,
     batch: int = BATCH,
     now: dt.datetime | None = None,
-    track_links: Callable[[Contact, str], str] | None = None,
+    track_links: LinkTracker | None = None,
     stop_after_batches: int | None = None,
 ) -> MaterialiseReport:
     """Fill the outbox for one campaign, from its cursor to the end of its audience.
@@ -126,7 +116,7 @@ def _run(
     campaign: Campaign,
     batch: int,
     now: dt.datetime | None,
-    track_links: Callable[[Contact, str], str] | None,
+    track_links: LinkTracker | None,
     stop_after_batches: int | None,
     report: MaterialiseReport,
 ) -> MaterialiseReport:
@@ -208,7 +198,7 @@ def _prepared_batches(
     campaign: Campaign,
     batch: int,
     now: dt.datetime | None,
-    track_links: Callable[[Contact, str], str] | None,
+    track_links: LinkTracker | None,
 ) -> Iterator[PreparedBatch]:
     """The audience from the campaign's cursor, batch by batch, decided and rendered."""
     templates = _templates(campaign)
@@ -227,7 +217,7 @@ def _prepared_batches_forked(
     campaign: Campaign,
     batch: int,
     now: dt.datetime | None,
-    track_links: Callable[[Contact, str], str] | None,
+    track_links: LinkTracker | None,
 ) -> Iterator[PreparedBatch]:
     """``_prepared_batches`` in a forked child, one batch ahead of the writer.
 
@@ -254,7 +244,7 @@ def _prepare(
     position: int,
     templates: dict[tuple[str, str], MessageTemplate],
     now: dt.datetime | None,
-    track_links: Callable[[Contact, str], str] | None,
+    track_links: LinkTracker | None,
 ) -> PreparedBatch:
     """The channel cascade for one batch, without writing: contacts that already have a message
     of the campaign are left out, the rest are tried channel by channel in preference order,
@@ -263,13 +253,16 @@ def _prepare(
     organisation = campaign.organisation
     already = _existing(campaign, ids)
     todo = [pk for pk in ids if pk not in already]
+    # Only the id and language here: the names and address are loaded, by
+    # messages_prepare_bulk, for the contacts a channel takes (the rest are never decrypted).
     contacts = (
-        list(
-            Contact.objects.for_organisation(organisation)
+        [
+            ContactValues(pk, organisation.pk, preferred_language=language)
+            for pk, language in Contact.objects.for_organisation(organisation)
             .filter(values_in(Contact, "id", todo))
-            .only(*_contact_fields(campaign.channels))
+            .values_list("pk", "preferred_language")
             .order_by("pk")
-        )
+        ]
         if todo
         else []
     )
@@ -281,7 +274,7 @@ def _prepare(
         for channel in campaign.channels:
             if not pending:
                 break
-            by_template: dict[int, list[Contact]] = defaultdict(list)
+            by_template: dict[int, list[ContactValues]] = defaultdict(list)
             chosen: dict[int, MessageTemplate] = {}
             for contact in pending:
                 language = _language(contact, organisation)
@@ -306,6 +299,7 @@ def _prepare(
                     created_by=campaign.approved_by,
                     campaign_id=campaign.pk,
                     track_links=track_links,
+                    load_values=True,
                 )
                 for pk, codes in call.result.refused.items():
                     reasons[pk][channel] = list(codes)
@@ -384,8 +378,8 @@ def _links_write(campaign: Campaign, links: dict[str, int]) -> None:
 
 
 def _due_slices(
-    campaign: Campaign, contacts: list[Contact], now: dt.datetime, position: int
-) -> list[tuple[dt.datetime, list[Contact]]]:
+    campaign: Campaign, contacts: list[ContactValues], now: dt.datetime, position: int
+) -> list[tuple[dt.datetime, list[ContactValues]]]:
     if campaign.schedule != Schedule.WINDOW or not contacts:
         return [(max(campaign.send_at or now, now), contacts)]
     assert campaign.send_at is not None and campaign.send_until is not None

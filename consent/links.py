@@ -14,6 +14,7 @@ from django.urls import reverse
 
 from consent.tokens import unsubscribe_token_make, unsubscribe_token_maker
 from contacts.models import Contact
+from contacts.selectors import ContactValues
 
 ONE_CLICK_BODY = "List-Unsubscribe=One-Click"
 
@@ -82,7 +83,7 @@ class UnsubscribeLinks:
         self._before = public_url(before)
         self._domain = getattr(settings, "CARELY_UNSUBSCRIBE_MAILTO_DOMAIN", "")
 
-    def token(self, contact: Contact) -> str:
+    def token(self, contact: Contact | ContactValues) -> str:
         return self._make(contact, self.purpose)
 
     def url(self, token: str) -> str:

@@ -19,6 +19,7 @@ from django.core import signing
 from django.utils.crypto import salted_hmac
 
 from contacts.models import Contact
+from contacts.selectors import ContactValues
 
 SALT = "carely.consent.unsubscribe.v1"
 
@@ -67,7 +68,7 @@ def _json_int(value: object) -> str:
     return str(value) if type(value) is int else json.dumps(value)
 
 
-def unsubscribe_token_maker() -> Callable[[Contact, str | None], str]:
+def unsubscribe_token_maker() -> Callable[[Contact | ContactValues, str | None], str]:
     """``unsubscribe_token_make`` for many contacts at once (a campaign's batch): same tokens,
     a fraction of the work each. Use one maker for one batch, not for longer.
 
@@ -78,7 +79,7 @@ def unsubscribe_token_maker() -> Callable[[Contact, str | None], str]:
     suffix = f"{signer.sep}{signer.timestamp()}"
     purposes: dict[str | None, str] = {}
 
-    def make(contact: Contact, purpose: str | None = None) -> str:
+    def make(contact: Contact | ContactValues, purpose: str | None = None) -> str:
         tail = purposes.get(purpose)
         if tail is None:
             tail = purposes[purpose] = (

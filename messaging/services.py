@@ -33,6 +33,7 @@ from consent.eligibility import Decision, Reason, eligibility_decide
 from consent.links import UnsubscribeLinks
 from consent.selectors import values_in
 from contacts.models import Contact
+from contacts.selectors import ContactValues, contact_values
 from messaging import templating
 from messaging.models import (
     HANDED_OVER,
@@ -255,7 +256,7 @@ class Rendered:
     parts: int
 
 
-def _language(contact: Contact, organisation: Organisation) -> str:
+def _language(contact: Contact | ContactValues, organisation: Organisation) -> str:
     return (contact.preferred_language or organisation.default_language or "en")[:2].lower()
 
 
@@ -292,7 +293,7 @@ def _render(
 
 
 # (contact, url) -> the URL to send instead (a campaign's click-tracking redirect).
-LinkTracker = Callable[[Contact, str], str]
+LinkTracker = Callable[[Contact | ContactValues, str], str]
 
 # A link in plain text ends at white space, a quote or an angle bracket; punctuation that ends a
 # sentence right after it is not part of it.
@@ -303,7 +304,9 @@ _HTTP = re.compile(r"https?://", re.IGNORECASE)
 _GSM7_ANY = GSM7_BASIC | GSM7_EXTENSION
 
 
-def _text_links_tracked(text: str, contact: Contact, keep: str, track: LinkTracker) -> str:
+def _text_links_tracked(
+    text: str, contact: Contact | ContactValues, keep: str, track: LinkTracker
+) -> str:
     def swap(match: re.Match[str]) -> str:
         found = match.group(0)
         url = found.rstrip(_URL_TRAILING)
@@ -314,7 +317,9 @@ def _text_links_tracked(text: str, contact: Contact, keep: str, track: LinkTrack
     return _TEXT_URL.sub(swap, text)
 
 
-def _html_links_tracked(html: str, contact: Contact, keep: str, track: LinkTracker) -> str:
+def _html_links_tracked(
+    html: str, contact: Contact | ContactValues, keep: str, track: LinkTracker
+) -> str:
     def swap(match: re.Match[str]) -> str:
         url = unescape(match.group(3).strip())
         if url == keep or not _HTTP.match(url):
@@ -390,7 +395,11 @@ class _Renderer:
         )
         self.default_language = organisation.default_language
 
-    def render(self, contact: Contact, variables: Mapping[str, Any]) -> Rendered:
+    def contact_fields(self) -> set[str]:
+        """The contact's names that rendering reads (the template's placeholders)."""
+        return {"first_name", "last_name"} & self.used
+
+    def render(self, contact: Contact | ContactValues, variables: Mapping[str, Any]) -> Rendered:
         organisation, channel, template = self.organisation, self.channel, self.template
         marketing = self.marketing
         given = {k: "" if v is None else str(v) for k, v in variables.items()}
@@ -609,9 +618,10 @@ def message_enqueue(
 
     - A second call with the same ``dedupe_key`` for the same contact and channel returns the
       first message and changes nothing.
-    - Renders now: ``MessageInvalid`` names every missing or unknown variable, an e-mail without
-      a subject, an SMS over 25 parts. A free ``text`` sent by e-mail takes its ``subject``.
     - Decides eligibility now (and dispatch decides again): ``MessageRefused(reasons)``.
+    - Then renders: ``MessageInvalid`` names every missing or unknown variable, an e-mail
+      without a subject, an SMS over 25 parts. A free ``text`` sent by e-mail takes its
+      ``subject``.
     - Marketing always respects quiet hours; a transactional message only when asked to.
     """
     organisation = require_organisation(organisation)
@@ -625,6 +635,19 @@ def message_enqueue(
         return existing
     assert template is None or template.organisation_id == organisation.pk
     account = provider_account_for(organisation)
+    now = timezone.now()
+    # The decision before the rendering, as for a batch (messages_prepare_bulk): a contact who
+    # may not be sent to is refused whatever the text, and a batch renders no refused contact.
+    decision = sending_decide(
+        organisation=organisation,
+        contact_ids=[contact.pk],
+        kind=kind,
+        channel=channel,
+        purpose=purpose,
+        now=now,
+    )[contact.pk]
+    if decision.reasons:
+        raise MessageRefused(list(decision.reasons))
     rendered = _render(
         organisation=organisation,
         account=account,
@@ -637,22 +660,10 @@ def message_enqueue(
         text=text,
         subject=subject,
     )
-    now = timezone.now()
-    decision = sending_decide(
-        organisation=organisation,
-        contact_ids=[contact.pk],
-        kind=kind,
-        channel=channel,
-        purpose=purpose,
-        now=now,
-    )[contact.pk]
-    reasons = list(decision.reasons)
     if needs_session(channel, rendered.extras) and not whatsapp_session_open(
         organisation=organisation, contact_ids=[contact.pk], now=now
     ):
-        reasons.append(RefusalReason.WHATSAPP_SESSION_CLOSED)
-    if reasons:
-        raise MessageRefused(reasons)
+        raise MessageRefused([RefusalReason.WHATSAPP_SESSION_CLOSED])
     message = _message_row(
         organisation=organisation,
         contact=contact,
@@ -851,7 +862,7 @@ class PreparedEnqueue:
 def messages_prepare_bulk(
     *,
     organisation: Organisation,
-    contacts: Sequence[Contact],
+    contacts: Sequence[Contact | ContactValues],
     channel: str,
     kind: str,
     purpose: str,
@@ -863,6 +874,7 @@ def messages_prepare_bulk(
     created_by: User | None = None,
     campaign_id: int | None = None,
     track_links: LinkTracker | None = None,
+    load_values: bool = False,
 ) -> PreparedEnqueue:
     """``messages_enqueue_bulk`` without the write: the eligibility decision and the rendered rows
     of a batch, nothing written (the campaign materialiser prepares the next batch in another
@@ -874,6 +886,11 @@ def messages_prepare_bulk(
 
     ``track_links(contact, url)``: for marketing, the URL each link of the text is replaced by
     (the click-tracking redirect); see ``_Renderer``.
+
+    ``load_values``: ``contacts`` carry only their id and language (``ContactValues``); after
+    the decision, the names the template uses and the channel's address are loaded for the
+    contacts that will be rendered, and for no other (a refused contact is not decrypted).
+    A refused contact is not rendered in either case, so it is reported refused, not invalid.
 
     Made for about 2,000 contacts a call (bench/messaging_enqueue.py): the template is parsed
     once, unsubscribe tokens are signed with one derived key, and on PostgreSQL the rows and
@@ -918,23 +935,37 @@ def messages_prepare_bulk(
     )
     result = BulkEnqueueResult(0, len(seen), {}, {})
     email = channel == Channel.EMAIL
+    loaded: Mapping[int, ContactValues] | None = None
+    if load_values:
+        address = "email" if email else "phone"
+        loaded = contact_values(
+            organisation=organisation,
+            ids=[c.pk for c in contacts if c.pk not in seen and not decisions[c.pk].reasons],
+            fields={*renderer.contact_fields(), address, "preferred_language"},
+        )
 
     def prepared() -> Iterator[_Row]:
         # Refusals and invalid contacts are recorded in ``result`` as they are met.
         for contact in contacts:
             if contact.pk in seen:
                 continue
+            decision = decisions[contact.pk]
+            if decision.reasons:
+                result.refused[contact.pk] = list(decision.reasons)
+                continue
+            if loaded is not None:
+                found = loaded.get(contact.pk)
+                if found is None:  # deleted since the batch was read
+                    result.invalid[contact.pk] = ["The contact no longer exists."]
+                    continue
+                contact = found
             try:
                 rendered = renderer.render(contact, (variables or {}).get(contact.pk, {}))
             except MessageInvalid as exc:
                 result.invalid[contact.pk] = exc.problems
                 continue
-            decision = decisions[contact.pk]
-            reasons = list(decision.reasons)
             if needs_session(channel, rendered.extras) and contact.pk not in sessions:
-                reasons.append(RefusalReason.WHATSAPP_SESSION_CLOSED)
-            if reasons:
-                result.refused[contact.pk] = reasons
+                result.refused[contact.pk] = [RefusalReason.WHATSAPP_SESSION_CLOSED]
                 continue
             yield _Row(
                 contact.pk,

@@ -135,8 +135,9 @@ def test_bulk_rows_are_what_message_enqueue_makes_contact_by_contact(
     org_a, patients, channel, django_capture_on_commit_callbacks
 ):
     template = _templates(org_a)[channel]
-    # The last patient's batch lacks the variable: invalid there, as one message would be.
-    variables = {p.pk: {"discount": "20 %"} for p in patients[:-1]}
+    # The first patient (eligible on both channels) lacks the variable: invalid there, as one
+    # message would be. A refused contact is refused whatever its variables, in both paths.
+    variables = {p.pk: {"discount": "20 %"} for p in patients[1:]}
     # The batch first: its one dispatch wake-up is then the first of the transaction.
     with django_capture_on_commit_callbacks() as callbacks:
         result = messages_enqueue_bulk(
