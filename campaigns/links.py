@@ -9,13 +9,12 @@ campaign (the first click per link; later ones only redirect) and sends the brow
 
 from __future__ import annotations
 
-import base64
 import hmac
 
 from django.urls import reverse
-from django.utils.crypto import salted_hmac
 
 from campaigns.models import Campaign, CampaignLink
+from carely.lib.salted import b64url, salted_hmac_key
 from consent.links import public_url
 from contacts.models import Contact
 from contacts.selectors import ContactValues
@@ -38,25 +37,21 @@ def _b36(number: int) -> str:
             return out
 
 
-def _keyed() -> hmac.HMAC:
-    """The HMAC under this use's derived key, before any message: ``copy()`` then ``update``
-    gives ``salted_hmac(_SALT, body)`` without deriving the key again (two hashes a token)."""
-    return salted_hmac(_SALT, b"", algorithm="sha256")
+def _key() -> bytes:
+    """This use's key, derived from SECRET_KEY as ``salted_hmac(_SALT, ...)`` derives it."""
+    return salted_hmac_key(_SALT)
 
 
-def _mac(body: str, keyed: hmac.HMAC | None = None) -> str:
-    mac = (keyed or _keyed()).copy()
-    mac.update(body.encode())
-    digest = mac.digest()[:_MAC_BYTES]
-    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+def _mac(body: str, key: bytes | None = None) -> str:
+    return b64url(hmac.digest(key or _key(), body.encode(), "sha256")[:_MAC_BYTES])
 
 
 def click_token_make(
-    campaign_id: int, contact_id: int, number: int, *, keyed: hmac.HMAC | None = None
+    campaign_id: int, contact_id: int, number: int, *, key: bytes | None = None
 ) -> str:
-    """``keyed``: ``_keyed()`` made once for a batch of tokens."""
+    """``key``: ``_key()`` derived once for a batch of tokens."""
     body = f"{_b36(campaign_id)}.{_b36(contact_id)}.{_b36(number)}"
-    return f"{body}.{_mac(body, keyed)}"
+    return f"{body}.{_mac(body, key)}"
 
 
 def click_token_read(token: str) -> tuple[int, int, int]:
@@ -94,7 +89,7 @@ class ClickTracker:
         self.pending: dict[str, int] = {}
         before, _, after = click_url("0.0.0.x").partition("0.0.0.x")
         self._before, self._after = before, after
-        self._keyed = _keyed()
+        self._key = _key()
         self.refresh()
 
     def refresh(self) -> None:
@@ -113,7 +108,7 @@ class ClickTracker:
 
     def __call__(self, contact: Contact | ContactValues, url: str) -> str:
         number = self.number_for(url)
-        token = click_token_make(self.campaign.pk, contact.pk, number, keyed=self._keyed)
+        token = click_token_make(self.campaign.pk, contact.pk, number, key=self._key)
         return f"{self._before}{token}{self._after}"
 
 

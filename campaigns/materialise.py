@@ -20,6 +20,7 @@ eligibility again for every row (MSG-5) and applies the frequency cap and quiet 
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import logging
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
@@ -139,6 +140,10 @@ def _run(
         if forked
         else _prepared_batches(campaign, batch, now, track_links)
     )
+    # Each batch makes tens of thousands of short-lived objects: the first generation is
+    # collected less often while this runs (a sixth of the writer's CPU), then as before.
+    thresholds = gc.get_threshold()
+    gc.set_threshold(20_000, *thresholds[1:])
     try:
         for prepared in batches:
             cache.touch(_lease_key(campaign.pk), _LEASE_SECONDS)
@@ -149,6 +154,7 @@ def _run(
                 report.stopped_because = "stop_after_batches"
                 return report
     finally:
+        gc.set_threshold(*thresholds)
         close = getattr(batches, "close", None)
         if close is not None:
             close()  # a forked producer is stopped here
