@@ -7,9 +7,9 @@ campaign's channels in order of preference (``messages_prepare_bulk``: one eligi
 per channel; a contact refused on one channel is tried on the next), each with the template of
 its language or the fallback language. Then it is **applied** in one transaction that locks the
 campaign row (a pause or cancel waits for at most one batch; two runs take turns), checks the
-state and the cursor again, leaves out contacts that got a message meanwhile, writes the rows,
-their events and the new link numbers, and moves the cursor (``materialised_through``) with
-the counters.
+state and the cursor again, leaves out contacts another run has handled since (those up to
+the cursor), writes the rows, their events and the new link numbers, and moves the cursor
+(``materialised_through``) with the counters.
 
 The cursor and the rows commit together: a crash loses the batch's work, never doubles it, and
 the next run continues from the cursor. For large campaigns on PostgreSQL a forked reader
@@ -179,6 +179,7 @@ class PreparedBatch:
     """One batch decided and rendered, nothing written: what ``_apply`` writes. Picklable, so
     the forked producer can send it down a pipe."""
 
+    after: int  # the cursor the batch was read after: its ids are all above it
     cursor: int
     ids: list[int]
     already: set[int]
@@ -209,14 +210,16 @@ def _prepared_batches(
     """The audience from the campaign's cursor, batch by batch, decided and rendered."""
     templates = _templates(campaign)
     position = campaign.targeted
+    after = campaign.materialised_through
     for cursor, ids in audience_id_batches(
         organisation=campaign.organisation,
         filters=campaign.audience_filters,
         after=campaign.materialised_through,
         batch=batch,
     ):
-        yield _prepare(campaign, cursor, ids, position, templates, now, track_links)
+        yield _prepare(campaign, after, cursor, ids, position, templates, now, track_links)
         position += len(ids)
+        after = cursor
 
 
 def _prepared_batches_forked(
@@ -245,6 +248,7 @@ def _prepared_batches_forked(
 
 def _prepare(
     campaign: Campaign,
+    after: int,
     cursor: int,
     ids: list[int],
     position: int,
@@ -306,6 +310,7 @@ def _prepare(
                     campaign_id=campaign.pk,
                     track_links=track_links,
                     load_values=True,
+                    queued_already=already,
                 )
                 for pk, codes in call.result.refused.items():
                     reasons[pk][channel] = list(codes)
@@ -321,36 +326,46 @@ def _prepare(
     if isinstance(pending_links, dict):
         links = dict(pending_links)
         pending_links.clear()  # handed to this batch's write
-    return PreparedBatch(cursor, ids, already, calls, excluded, links)
+    return PreparedBatch(after, cursor, ids, already, calls, excluded, links)
 
 
 def _apply(campaign: Campaign, prepared: PreparedBatch, report: MaterialiseReport) -> bool:
     """Write one prepared batch in one transaction under the campaign's lock; False when the
-    campaign stopped (paused, cancelled). Contacts that got a message of the campaign since the
-    batch was prepared (another run) are left out, and the cursor moves with the rows."""
+    campaign stopped (paused, cancelled). The cursor moves with the rows.
+
+    Only the materialiser writes a campaign's messages, and always with the cursor moving past
+    their contacts in the same transaction: every contact up to the cursor has been handled
+    (queued or excluded), and none above it has a message. So when another run moved the cursor
+    into this batch (its batches ended elsewhere), the contacts up to the cursor are left out
+    of the rows and the counts alike, with no lookup; and while the cursor is where this batch
+    was read from, nothing is left out. The unique index stops a second row in any case."""
     with transaction.atomic():
         locked = Campaign.objects.select_for_update().get(pk=campaign.pk)
         if locked.state != State.SENDING:
             report.stopped_because = locked.state
             return False
-        if locked.materialised_through >= prepared.cursor:
+        through = locked.materialised_through
+        if through >= prepared.cursor:
             return True  # another run wrote this batch
-        meanwhile = _existing(campaign, prepared.ids) - prepared.already
+        covered = (
+            {pk for pk in prepared.ids if pk <= through} if through > prepared.after else set()
+        )
         _links_write(campaign, prepared.links)
         tally = AudienceCount(by_channel={c: 0 for c in campaign.channels})
         for call in prepared.calls:
-            result = messages_insert_prepared(call, skip_contacts=meanwhile)
+            result = messages_insert_prepared(call, skip_contacts=covered)
             tally.by_channel[call.common["channel"]] += result.created
             tally.eligible += result.created
         for pk, per_channel in prepared.excluded.items():
-            if pk in meanwhile:
+            if pk in covered:
                 continue
             _, reason = combine_channels(per_channel, campaign.channels)
             assert reason is not None
             tally.excluded[reason] = tally.excluded.get(reason, 0) + 1
-        _count(locked, tally, len(prepared.ids), prepared.cursor)
-        report.contacts += len(prepared.ids)
-        report.skipped_existing += len(prepared.already | meanwhile)
+        handled = len(prepared.ids) - len(covered)
+        _count(locked, tally, handled, prepared.cursor)
+        report.contacts += handled
+        report.skipped_existing += len(prepared.already - covered)
         report.queued += tally.eligible
         for reason, count in tally.excluded.items():
             report.excluded[reason] = report.excluded.get(reason, 0) + count

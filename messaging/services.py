@@ -875,6 +875,7 @@ def messages_prepare_bulk(
     campaign_id: int | None = None,
     track_links: LinkTracker | None = None,
     load_values: bool = False,
+    queued_already: Collection[int] | None = None,
 ) -> PreparedEnqueue:
     """``messages_enqueue_bulk`` without the write: the eligibility decision and the rendered rows
     of a batch, nothing written (the campaign materialiser prepares the next batch in another
@@ -892,6 +893,9 @@ def messages_prepare_bulk(
     contacts that will be rendered, and for no other (a refused contact is not decrypted).
     A refused contact is not rendered in either case, so it is reported refused, not invalid.
 
+    ``queued_already``: the contacts the caller found with a message under ``dedupe_key`` (on
+    any channel) and left out, instead of looking them up again here.
+
     Made for about 2,000 contacts a call (bench/messaging_enqueue.py): the template is parsed
     once, unsubscribe tokens are signed with one derived key, and on PostgreSQL the rows and
     their ``queued`` events go in by ``COPY`` with ids drawn from the sequence first, without
@@ -903,11 +907,15 @@ def messages_prepare_bulk(
     account = provider_account_for(organisation)
     now = timezone.now()
     ids = [c.pk for c in contacts]
-    seen = set(
-        Message.objects.for_organisation(organisation)
-        .filter(dedupe_key=dedupe_key, channel=channel)
-        .filter(values_in(Message, "contact", ids))
-        .values_list("contact_id", flat=True)
+    seen = (
+        set(ids).intersection(queued_already)
+        if queued_already is not None
+        else set(
+            Message.objects.for_organisation(organisation)
+            .filter(dedupe_key=dedupe_key, channel=channel)
+            .filter(values_in(Message, "contact", ids))
+            .values_list("contact_id", flat=True)
+        )
     )
     decisions = sending_decide(
         organisation=organisation,
