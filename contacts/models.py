@@ -94,6 +94,10 @@ class Contact(BlindIndexed, models.Model):
     class Meta:
         indexes = [
             models.Index(fields=["organisation", "updated_at"], name="contact_org_updated"),
+            # One clinic's contacts in id order: a campaign walks its audience by id (keyset
+            # batches). By the primary key alone, the first batch of a clinic whose contacts
+            # came late read past every earlier clinic's (900,000 rows, 0.4 s in the bench).
+            models.Index(fields=["organisation", "id"], name="contact_org_id"),
         ]
 
     def __str__(self) -> str:
