@@ -470,16 +470,25 @@ def _count_sql(
         " AND (a.relationship_started_at IS NULL OR a.relationship_started_at <= %s)"
         " AND (a.relationship_ended_at IS NULL OR a.relationship_ended_at > %s))"
     )
+    # The audience's entries for the purpose are read once for all the channels (with three
+    # channels, reading them per channel was two thirds of the count's time); each channel
+    # then takes its latest entry, "all" entries counting for every channel.
+    ctes.append(
+        "ent AS (SELECT e.id, e.contact_id, e.channel, e.status, e.cause, e.recorded_at"
+        " FROM consent_consententry e"
+        " WHERE e.organisation_id = %s AND e.purpose_id = %s"
+        f"  AND e.channel IN ({', '.join(['%s'] * len(channels))}, 'all')"
+        "  AND e.contact_id IN (SELECT id FROM aud))"
+    )
+    params += [organisation.pk, purpose_id, *channels]
     for n, channel in enumerate(channels):
         ctes.append(
             f"l{n} AS (SELECT contact_id, status, cause, recorded_at FROM ("
-            " SELECT e.contact_id, e.status, e.cause, e.recorded_at, ROW_NUMBER() OVER ("
-            "  PARTITION BY e.contact_id ORDER BY e.recorded_at DESC, e.id DESC) AS rn"
-            " FROM consent_consententry e"
-            " WHERE e.organisation_id = %s AND e.purpose_id = %s AND e.channel IN (%s, 'all')"
-            "  AND e.contact_id IN (SELECT id FROM aud)) x WHERE rn = 1)"
+            " SELECT contact_id, status, cause, recorded_at, ROW_NUMBER() OVER ("
+            "  PARTITION BY contact_id ORDER BY recorded_at DESC, id DESC) AS rn"
+            " FROM ent WHERE channel IN (%s, 'all')) x WHERE rn = 1)"
         )
-        params += [organisation.pk, purpose_id, channel]
+        params.append(channel)
         joins.append(f"LEFT JOIN l{n} ON l{n}.contact_id = a.id")
         address = "a.email_bidx" if channel == "email" else "a.phone_bidx"
         masks.append(
