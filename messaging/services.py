@@ -568,6 +568,12 @@ def needs_session(channel: str, extras: Mapping[str, Any]) -> bool:
     return channel == Channel.WHATSAPP and "whatsapp_template" not in extras
 
 
+def _needs_session_before_render(channel: str, template: MessageTemplate | None) -> bool:
+    """``needs_session`` known before rendering: the rendering puts ``whatsapp_template`` in
+    the extras exactly when the template names a WhatsApp template."""
+    return channel == Channel.WHATSAPP and not (template and template.whatsapp_template_name)
+
+
 def _address(contact: Contact, channel: str) -> str:
     return contact.email if channel == Channel.EMAIL else contact.phone
 
@@ -646,8 +652,13 @@ def message_enqueue(
         purpose=purpose,
         now=now,
     )[contact.pk]
-    if decision.reasons:
-        raise MessageRefused(list(decision.reasons))
+    reasons = list(decision.reasons)
+    if _needs_session_before_render(channel, template) and not whatsapp_session_open(
+        organisation=organisation, contact_ids=[contact.pk], now=now
+    ):
+        reasons.append(RefusalReason.WHATSAPP_SESSION_CLOSED)
+    if reasons:
+        raise MessageRefused(reasons)  # every reason that applies, as eligibility lists them
     rendered = _render(
         organisation=organisation,
         account=account,
@@ -660,10 +671,6 @@ def message_enqueue(
         text=text,
         subject=subject,
     )
-    if needs_session(channel, rendered.extras) and not whatsapp_session_open(
-        organisation=organisation, contact_ids=[contact.pk], now=now
-    ):
-        raise MessageRefused([RefusalReason.WHATSAPP_SESSION_CLOSED])
     message = _message_row(
         organisation=organisation,
         contact=contact,
@@ -926,9 +933,10 @@ def messages_prepare_bulk(
         now=now,
     )
     # Only WhatsApp free text needs the session window (needs_session).
+    session_needed = _needs_session_before_render(channel, template)
     sessions = (
         whatsapp_session_open(organisation=organisation, contact_ids=ids, now=now)
-        if channel == Channel.WHATSAPP
+        if session_needed
         else set()
     )
     renderer = _Renderer(
@@ -943,12 +951,20 @@ def messages_prepare_bulk(
     )
     result = BulkEnqueueResult(0, len(seen), {}, {})
     email = channel == Channel.EMAIL
+    # Refusals before any rendering, each with every reason that applies.
+    refusals: dict[int, list[str]] = {}
+    for contact in contacts:
+        reasons = list(decisions[contact.pk].reasons)
+        if session_needed and contact.pk not in sessions:
+            reasons.append(RefusalReason.WHATSAPP_SESSION_CLOSED)
+        if reasons and contact.pk not in seen:
+            refusals[contact.pk] = reasons
     loaded: Mapping[int, ContactValues] | None = None
     if load_values:
         address = "email" if email else "phone"
         loaded = contact_values(
             organisation=organisation,
-            ids=[c.pk for c in contacts if c.pk not in seen and not decisions[c.pk].reasons],
+            ids=[c.pk for c in contacts if c.pk not in seen and c.pk not in refusals],
             fields={*renderer.contact_fields(), address, "preferred_language"},
         )
 
@@ -958,8 +974,8 @@ def messages_prepare_bulk(
             if contact.pk in seen:
                 continue
             decision = decisions[contact.pk]
-            if decision.reasons:
-                result.refused[contact.pk] = list(decision.reasons)
+            if contact.pk in refusals:
+                result.refused[contact.pk] = refusals[contact.pk]
                 continue
             if loaded is not None:
                 found = loaded.get(contact.pk)
@@ -971,9 +987,6 @@ def messages_prepare_bulk(
                 rendered = renderer.render(contact, (variables or {}).get(contact.pk, {}))
             except MessageInvalid as exc:
                 result.invalid[contact.pk] = exc.problems
-                continue
-            if needs_session(channel, rendered.extras) and contact.pk not in sessions:
-                result.refused[contact.pk] = [RefusalReason.WHATSAPP_SESSION_CLOSED]
                 continue
             yield _Row(
                 contact.pk,

@@ -271,3 +271,27 @@ def test_an_enqueue_stands_when_the_broker_cannot_take_the_wake_up(
         )
     assert Message.objects.get(pk=message.pk).status == "queued"
     assert "the sweep will" in caplog.text
+
+
+@pytest.mark.obligation("MSG-5")
+def test_a_refused_contact_gets_every_reason_before_any_rendering(org_a, bor, offer_sms):
+    # No marketing consent and no open WhatsApp session: both reasons, for one message and for
+    # a batch alike.
+    whatsapp = {"channel": "whatsapp", "kind": "marketing", "text": "Akcija ta mesec."}
+    with pytest.raises(MessageRefused) as single:
+        enqueue(org_a, bor, **whatsapp)
+    assert sorted(single.value.reasons) == ["no_consent", "whatsapp_session_closed"]
+    batch = messages_enqueue_bulk(
+        organisation=org_a,
+        contacts=[bor],
+        purpose="marketing",
+        dedupe_key="campaign:1",
+        **whatsapp,
+    )
+    assert sorted(batch.refused[bor.pk]) == ["no_consent", "whatsapp_session_closed"]
+    # The decision comes first: a text that could not be rendered (an unknown variable) does
+    # not turn a refusal into "invalid".
+    with pytest.raises(MessageRefused) as refused:
+        enqueue(org_a, bor, offer_sms, variables={"unknown": "x"})
+    assert refused.value.reasons == ["no_consent"]
+    assert not Message.objects.exists()
