@@ -9,13 +9,14 @@ read the same.
 
 from __future__ import annotations
 
-import binascii
 import hashlib
 
 from django.conf import settings
 from django.utils.encoding import force_bytes
 
-_URLSAFE = bytes.maketrans(b"+/", b"-_")
+from carely.privacy.crypto import b64url
+
+__all__ = ["b64url", "salted_hmac_key"]
 
 
 def salted_hmac_key(
@@ -26,8 +27,3 @@ def salted_hmac_key(
     secret = settings.SECRET_KEY if secret is None else secret
     hasher = getattr(hashlib, algorithm)
     return bytes(hasher(force_bytes(key_salt) + force_bytes(secret)).digest())
-
-
-def b64url(data: bytes) -> str:
-    """base64url without padding (``django.core.signing.b64_encode``, as text)."""
-    return binascii.b2a_base64(data, newline=False).translate(_URLSAFE).rstrip(b"=").decode("ascii")

@@ -74,11 +74,12 @@ def _b64decode(text: str) -> bytes:
     return binascii.a2b_base64(data + b"=" * (-len(data) % 4), strict_mode=True)
 
 
-# base64url without the extra copies of base64.urlsafe_b64encode (one per encrypted value).
+# base64url without padding and without the extra copies of base64.urlsafe_b64encode (one per
+# encrypted value; the tokens of carely.lib.salted use it too).
 _URLSAFE = bytes.maketrans(b"+/", b"-_")
 
 
-def _b64encode(data: bytes) -> str:
+def b64url(data: bytes) -> str:
     return binascii.b2a_base64(data, newline=False).translate(_URLSAFE).rstrip(b"=").decode("ascii")
 
 
@@ -157,7 +158,7 @@ def encrypt(plaintext: str, aad: bytes, *, ring: Keyring | None = None) -> str:
     key = (ring or keyring()).newest
     nonce = os.urandom(NONCE_BYTES)
     sealed = key.aead.encrypt(nonce, plaintext.encode("utf-8"), aad)
-    return f"{VERSION}{SEPARATOR}{key.kid}{SEPARATOR}{_b64encode(nonce + sealed)}"
+    return f"{VERSION}{SEPARATOR}{key.kid}{SEPARATOR}{b64url(nonce + sealed)}"
 
 
 def split_token(token: str) -> tuple[str, str]:
