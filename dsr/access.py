@@ -729,10 +729,17 @@ def _head(request: DataSubjectRequest, organisation: Organisation, language: str
 
 
 def artifact_store(
-    request: DataSubjectRequest, contact: Contact, kind: str, zip_path: str
+    request: DataSubjectRequest,
+    contact: Contact,
+    kind: str,
+    zip_path: str,
+    *,
+    organisation: Organisation,
+    actor: Actor,
 ) -> tuple[DsrArtifact, str]:
     """Save the ZIP at ``zip_path`` in default storage as the request's artifact with its size,
-    SHA-256 and a fresh download token; returns (artifact, plaintext token)."""
+    SHA-256 and a fresh download token, and log the export of the contact's data; returns
+    (artifact, plaintext token)."""
     from dsr.downloads import download_token_issue
 
     digest = hashlib.sha256()
@@ -756,6 +763,15 @@ def artifact_store(
     except BaseException:
         artifact.stored_file.storage.delete(str(artifact.stored_file.name))
         raise
+    access_log_record(
+        organisation=organisation,
+        subject_type="contact",
+        subject_id=contact.pk,
+        action=AccessAction.EXPORT,
+        what=[f"{kind}:{artifact.pk}"],
+        purpose=AccessPurpose.DATA_SUBJECT_REQUEST,
+        actor=actor,
+    )
     return artifact, token
 
 
@@ -802,14 +818,11 @@ def access_package_build(request: DataSubjectRequest, *, actor: Actor) -> tuple[
                 html.close()
                 archive.write(html_path, "access.html")
                 archive.write(json_path, "access.json")
-        artifact, token = artifact_store(request, contact, ArtifactKind.ACCESS_ZIP, zip_path)
-    access_log_record(
-        organisation=organisation,
-        subject_type="contact",
-        subject_id=contact.pk,
-        action=AccessAction.EXPORT,
-        what=[f"{ArtifactKind.ACCESS_ZIP}:{artifact.pk}"],
-        purpose=AccessPurpose.DATA_SUBJECT_REQUEST,
-        actor=actor,
-    )
-    return artifact, token
+        return artifact_store(
+            request,
+            contact,
+            ArtifactKind.ACCESS_ZIP,
+            zip_path,
+            organisation=organisation,
+            actor=actor,
+        )

@@ -168,17 +168,14 @@ def portability_package_build(
                 table.close()
                 archive.write(json_path, "portability.json")
                 archive.write(csv_path, "portability.csv")
-        artifact, token = artifact_store(request, contact, ArtifactKind.PORTABILITY_ZIP, zip_path)
-    access_log_record(
-        organisation=organisation,
-        subject_type="contact",
-        subject_id=contact.pk,
-        action=AccessAction.EXPORT,
-        what=[f"{ArtifactKind.PORTABILITY_ZIP}:{artifact.pk}"],
-        purpose=AccessPurpose.DATA_SUBJECT_REQUEST,
-        actor=actor,
-    )
-    return artifact, token
+        return artifact_store(
+            request,
+            contact,
+            ArtifactKind.PORTABILITY_ZIP,
+            zip_path,
+            organisation=organisation,
+            actor=actor,
+        )
 
 
 # --- pushing to another controller -----------------------------------------------------------
