@@ -5,14 +5,13 @@ They carry what was typed; the rules live in the services, whose messages are sh
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import Any
 
 from django import forms
-from django.core import signing
 from django.utils.translation import gettext_lazy as _
 
+from carely.lib.fill_time import fill_stamp, fill_stamp_age
 from consent.models import CONCRETE_CHANNELS, Channel, ObjectionKind, Purpose, Status, Wording
 from consent.sending import sms_available
 from contacts.forms import EXPORT_PURPOSES
@@ -94,7 +93,7 @@ class PreferencesForm(_Form):
 
 def form_started_stamp(at: float | None = None) -> str:
     """The signed time the form was shown, for the minimum fill time."""
-    return signing.dumps(int(at if at is not None else time.time()), salt=SignupForm.STAMP_SALT)
+    return fill_stamp(SignupForm.STAMP_SALT, at)
 
 
 class SignupForm(_Form):
@@ -153,11 +152,7 @@ class SignupForm(_Form):
         return form_started_stamp()
 
     def _stamp_age(self, stamp: str) -> float | None:
-        try:
-            shown = signing.loads(stamp, salt=self.STAMP_SALT, max_age=FORM_MAX_AGE)
-        except signing.BadSignature:
-            return None
-        return time.time() - float(shown)
+        return fill_stamp_age(stamp, self.STAMP_SALT, FORM_MAX_AGE)
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}

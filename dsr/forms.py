@@ -8,15 +8,14 @@ They carry what was typed and turn it into a service call's arguments; the rules
 from __future__ import annotations
 
 import datetime as dt
-import time
 from decimal import Decimal
 from typing import Any
 
 from django import forms
-from django.core import signing
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from carely.lib.fill_time import fill_stamp, fill_stamp_age
 from contacts.forms import FIELD_LABELS
 from contacts.validation import FIELDS as CONTACT_FIELDS
 from dsr.models import Decision, ReplyChannel, RequestChannel, RequestType, State, SubjectKind
@@ -510,7 +509,7 @@ class StaffEntryForm(_Form):
 
 def form_started_stamp(at: float | None = None) -> str:
     """The signed time the form was shown (the minimum and maximum fill time)."""
-    return signing.dumps(int(at if at is not None else time.time()), salt=STAMP_SALT)
+    return fill_stamp(STAMP_SALT, at)
 
 
 class PublicRequestForm(_Form):
@@ -608,12 +607,7 @@ class PublicRequestForm(_Form):
 
 def stamp_age(stamp: str) -> float | None:
     """Seconds since the form was shown, or None for a missing, forged or too old stamp."""
-    try:
-        shown = signing.loads(stamp, salt=STAMP_SALT, max_age=FORM_MAX_SECONDS)
-    except signing.BadSignature:
-        return None
-    age = time.time() - float(shown)
-    return age if age <= FORM_MAX_SECONDS else None
+    return fill_stamp_age(stamp, STAMP_SALT, FORM_MAX_SECONDS)
 
 
 class PlatformRequestForm(PublicRequestForm):
